@@ -1,0 +1,61 @@
+# tf-scenes. Every target bootstraps its own virtual environment (.venv) from the pinned requirements.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+PROFILE ?= quick
+DATA ?=
+DATA_DIR ?= data
+OUT ?=
+
+.PHONY: venv test test-all data bench reproduce-two-stage reproduce-dcasenet reproduce-weak-sed \
+        reproduce-raw-waveform clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.cfg
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+## Fast tests (the CI gate). Slow tests: `make test-all`.
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+## Synthetic default datasets (small size) under data/.
+data: $(STAMP)
+	$(PY) -m tf_scenes.cli synth all --out $(DATA_DIR) --size small --seed 0
+
+bench: $(STAMP)
+	$(PY) -m bench.run --out bench
+
+reproduce-two-stage: $(STAMP)
+	$(PY) -m tf_scenes.cli reproduce two_stage --profile $(PROFILE) $(if $(DATA),--data $(DATA)) \
+		--out $(or $(OUT),results/two_stage)
+
+reproduce-dcasenet: $(STAMP)
+	$(PY) -m tf_scenes.cli reproduce dcasenet --profile $(PROFILE) \
+		$(if $(ASC_DATA),--set data.asc_root=$(ASC_DATA)) $(if $(TAG_DATA),--set data.tag_root=$(TAG_DATA)) \
+		$(if $(SED_DATA),--set data.sed_root=$(SED_DATA)) --out $(or $(OUT),results/dcasenet)
+
+reproduce-weak-sed: $(STAMP)
+	$(PY) -m tf_scenes.cli reproduce weak_sed --profile $(PROFILE) \
+		$(if $(EVENTS),--set data.events_root=$(EVENTS)) $(if $(SCENES),--set data.scenes_root=$(SCENES)) \
+		--out $(or $(OUT),results/weak_sed)
+
+reproduce-raw-waveform: $(STAMP)
+	$(PY) -m tf_scenes.cli reproduce raw_waveform --profile $(PROFILE) $(if $(DATA),--data $(DATA)) \
+		--out $(or $(OUT),results/raw_waveform)
+
+clean:
+	rm -rf .cache .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Experiment configs (experiments/configs/*.yaml) and entry points (one per paper reproduction)."""

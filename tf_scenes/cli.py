@@ -1,0 +1,70 @@
+"""The `tf-scenes` command.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
+modules are imported only when their subcommand runs, so `tf-scenes --help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from .errors import TFScenesError
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "synth": ("tf_scenes.synth.cli", "write a synthetic dataset in a real dataset's on-disk format"),
+    "features": ("tf_scenes.features.cli", "compute the features of one audio file under a named config"),
+    "reproduce": ("experiments.reproduce", "run a paper reproduction study (two_stage, dcasenet, weak_sed, raw_waveform)"),
+    "train": ("experiments.train", "train one model from an experiment config"),
+    "audit-fusion": ("tf_scenes.two_stage.audit", "audit two-stage score fusion on published score files"),
+    "finetune": ("experiments.dcasenet", "fine-tune a jointly trained DcaseNet run on one task"),
+    "remix": ("tf_scenes.weak_sed.remix_cli", "mix event clips into scene clips at given SNRs (weak-SED data)"),
+    "embed": ("experiments.raw_waveform_embed", "write raw-waveform model embeddings of audio files"),
+    "saliency": ("tf_scenes.saliency_cli", "draw CAM / Grad-CAM saliency of a model on an audio file"),
+    "export": ("tf_scenes.export_cli", "export a trained run as a SavedModel taking waveforms"),
+    "predict": ("tf_scenes.predict_cli", "run an exported SavedModel on audio files, print JSON lines"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Only load the chosen subcommand's module (fast --help, no TensorFlow import for small commands).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = argparse.ArgumentParser(prog="tf-scenes", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        if name == chosen:
+            try:
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as e:
+                if e.name and module.startswith(e.name):
+                    parser.error(f"command {name!r} is not available in this installation")
+                raise
+            mod.add_arguments(p)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    mod = importlib.import_module(args._module)
+    try:
+        return int(mod.run(args) or 0)
+    except TFScenesError as e:
+        print(f"tf-scenes {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tf-scenes {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

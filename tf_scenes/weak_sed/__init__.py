@@ -1,0 +1,1 @@
+"""tf_scenes.weak_sed."""
