@@ -19,7 +19,6 @@ COMMANDS = {
     "synth": ("tf_scenes.synth.cli", "write a synthetic dataset in a real dataset's on-disk format"),
     "features": ("tf_scenes.features.cli", "compute the features of one audio file under a named config"),
     "reproduce": ("experiments.reproduce", "run a paper reproduction study (two_stage, dcasenet, weak_sed, raw_waveform)"),
-    "train": ("experiments.train", "train one model from an experiment config"),
     "audit-fusion": ("tf_scenes.two_stage.audit", "audit two-stage score fusion on published score files"),
     "finetune": ("experiments.dcasenet", "fine-tune a jointly trained DcaseNet run on one task"),
     "remix": ("tf_scenes.weak_sed.remix_cli", "mix event clips into scene clips at given SNRs (weak-SED data)"),

@@ -1,0 +1,112 @@
+"""SavedModel export: every exported model takes float32 waveforms [batch, samples] at its rate.
+
+The feature front-end is part of the exported graph (one implementation, tf_scenes.features).
+Beside the SavedModel, `assets.extra/labels.json` holds the class names of each output and
+`assets.extra/metadata.json` the sample rate, the outputs and how the model was made.
+
+    export_two_stage(models10, models3, "results/two_stage/export/two_stage_system")
+    m = tf.saved_model.load(path); out = m.signatures["serving_default"](waveform=wav)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+
+def waveform_signature_model(inner, feature_cfg, name: str):
+    """keras.Model: waveform (batch, samples) -> features -> `inner` (a model or a callable on features)."""
+    import keras
+
+    from .features import FeatureExtractor
+
+    wav = keras.Input((None,), dtype="float32", name="waveform")
+    feats = FeatureExtractor(feature_cfg, name="features")(wav)  # (batch, frames, mels, ch)
+    return keras.Model(wav, inner(feats), name=name)
+
+
+def export_saved_model(model, out_dir, *, sample_rate: int, labels: dict[str, list[str]], metadata: dict | None = None,
+                       min_samples: int | None = None) -> Path:
+    """Write `model` (waveform in, dict or tensor out) as a SavedModel with a serving signature
+    `serving_default(waveform: float32[batch, samples]) -> dict`. Replaces `out_dir` atomically."""
+    import keras
+    import tensorflow as tf
+
+    from .io_utils import atomic_write_json
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    out_names = list(model.output.keys()) if isinstance(model.output, dict) else [model.output_names[0]]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+    def serve(waveform):
+        out = model(waveform, training=False)
+        if not isinstance(out, dict):
+            out = {out_names[0]: out}
+        return {k: tf.cast(v, tf.float32) for k, v in out.items()}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(tmp), verbose=False)
+    meta = {"input": {"name": "waveform", "dtype": "float32", "shape": "[batch, samples]", "sample_rate": sample_rate,
+                      "channels": 1, "min_samples": min_samples},
+            "outputs": out_names, **(metadata or {})}
+    atomic_write_json(tmp / "assets.extra" / "labels.json", labels)
+    atomic_write_json(tmp / "assets.extra" / "metadata.json", meta)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def read_export_metadata(export_dir) -> tuple[dict, dict]:
+    d = Path(export_dir) / "assets.extra"
+    from .errors import TFScenesError
+
+    if not (d / "metadata.json").exists():
+        raise TFScenesError(f"{export_dir}: not a tf-scenes export (no assets.extra/metadata.json)")
+    return json.loads((d / "metadata.json").read_text()), json.loads((d / "labels.json").read_text())
+
+
+def two_stage_system(models10: dict, models3: dict):
+    """Keras model: waveform (44.1 kHz) -> {"scene": 10-class ensemble, "broad": 3-class ensemble,
+    "fused": two-stage fusion score[c] = P10[c] * P3[broad(c)], renormalised}.
+
+    Ensembles are the mean of the members' softmax outputs (the paper sums them; the argmax is the
+    same, and the mean stays a probability distribution)."""
+    import keras
+    from keras import ops
+
+    from .datasets.tau2020 import BROAD_CLASSES, SCENES, scene_to_broad
+    from .features import get_feature_config
+
+    expand = np.zeros((len(BROAD_CLASSES), len(SCENES)), np.float32)  # P3 (batch, 3) @ expand -> (batch, 10)
+    for c, scene in enumerate(SCENES):
+        expand[BROAD_CLASSES.index(scene_to_broad(scene)), c] = 1.0
+
+    def inner(feats):
+        p10 = ops.mean(ops.stack([m(feats) for m in models10.values()], axis=0), axis=0)  # (batch, 10)
+        p3 = ops.mean(ops.stack([m(feats) for m in models3.values()], axis=0), axis=0)  # (batch, 3)
+        fused = p10 * ops.matmul(p3, ops.convert_to_tensor(expand))  # (batch, 10)
+        fused = fused / ops.sum(fused, axis=-1, keepdims=True)
+        return {"scene": p10, "broad": p3, "fused": fused}
+
+    return waveform_signature_model(inner, get_feature_config("two_stage"), "two_stage_system")
+
+
+def export_two_stage(models10: dict, models3: dict, out_dir) -> Path:
+    from .datasets.tau2020 import BROAD_CLASSES, SCENES
+    from .features import get_feature_config
+
+    cfg = get_feature_config("two_stage")
+    system = two_stage_system(models10, models3)
+    return export_saved_model(
+        system, out_dir, sample_rate=cfg.sample_rate, min_samples=None,
+        labels={"scene": list(SCENES), "broad": list(BROAD_CLASSES), "fused": list(SCENES)},
+        metadata={"family": "two_stage", "members_10class": list(models10), "members_3class": list(models3),
+                  "note": "clips are cut or zero-padded to 10 s (441,000 samples) by the front-end"})

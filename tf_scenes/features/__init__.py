@@ -1,0 +1,50 @@
+"""The feature front-end: one TensorFlow implementation of each paper's recipe.
+
+Layout everywhere: ``(batch, frames, mel_bands, channels)``, time-major, float32; a single example
+is ``(frames, mel_bands, channels)``. The "raw" config gives ``(batch, n_windows, window_samples, 1)``.
+
+    from tf_scenes.features import get_feature_config, extract, FeatureExtractor
+    cfg = get_feature_config("two_stage")          # frozen FeatureConfig
+    x = extract(cfg, waveform)                     # numpy (423, 128, 3) for 10 s at 44.1 kHz
+    layer = FeatureExtractor("dcasenet")           # Keras layer, waveform -> features
+    ds = ds.map(lambda w: tf_features(cfg, w))     # the same ops in tf.data
+
+Named configs: "two_stage" (Hu et al. 2021), "dcasenet" (Jung et al. 2021), "weak_sed"
+(Deshmukh et al. 2021, Kong et al.'s log-mel), "raw" (Abrol & Sharma 2020). See
+:mod:`tf_scenes.features.config` for every parameter and its source.
+
+Config objects and shape helpers import without TensorFlow; the TF names (FeatureExtractor,
+tf_features, extract, BandNormalization helpers) load TensorFlow on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .config import (
+    FEATURE_CONFIGS,
+    FeatureConfig,
+    get_feature_config,
+    n_frames,
+    output_shape,
+    samples_for_seconds,
+)
+
+_LAZY = {
+    "FeatureExtractor": "frontend",
+    "tf_features": "frontend",
+    "extract": "frontend",
+    "mel_matrix": "frontend",
+    "band_statistics": "normalization",
+    "band_normalization": "normalization",
+    "mel_filterbank": "filters",
+}
+
+__all__ = ["FEATURE_CONFIGS", "FeatureConfig", "get_feature_config", "n_frames", "output_shape",
+           "samples_for_seconds", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

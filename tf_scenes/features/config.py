@@ -1,0 +1,263 @@
+"""Feature parameters as frozen dataclasses, one named config per paper recipe.
+
+Layout everywhere: ``(batch, frames, mel_bands, channels)``, time-major, float32. One example
+without the batch axis is ``(frames, mel_bands, channels)``. The ``"raw"`` config produces
+``(batch, n_windows, window_samples, 1)``: windows play the role of frames.
+
+This module is numpy-free pure Python so configs can be read, compared and hashed without
+importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Literal, Optional
+
+from ..errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """Every parameter of one feature recipe (waveform -> log-mel [+ deltas] or raw windows).
+
+    Attributes:
+      name: label used in cache file names and logs.
+      kind: "logmel" (STFT -> mel -> log -> scaling -> deltas) or "raw" (pre-emphasised,
+        mean-normalised waveform windows).
+      sample_rate: rate (Hz) the waveform must have.
+      clip_samples: if set, every waveform is trimmed to its first ``clip_samples`` samples or
+        zero-padded at the end to that length before anything else. None: use the length given.
+      pre_emphasis: coefficient a of the pre-emphasis filter, or None for none.
+      pre_emphasis_mode: "valid": y[n] = x[n+1] - a x[n], length N-1 (DcaseNet code);
+        "same": y[0] = x[0], y[n] = x[n] - a x[n-1], length N.
+      n_fft: FFT size. win_length: window length (None = n_fft); a shorter window is zero-padded
+        and centred inside n_fft as librosa / torch.stft do. hop_length: frame step.
+      window: "hann" or "hamming". window_periodic: True for the DFT-even window of
+        scipy.signal.get_window(..., fftbins=True) / librosa / torch; False for the symmetric
+        np.hamming / np.hanning window.
+      center: pad n_fft // 2 samples on both sides (pad_mode) so frame t is centred on t * hop.
+      power: 1 magnitude, 2 power.
+      stft_scale: "none", or "window_energy": divide the STFT by sqrt(sum(window^2)) as
+        scipy.signal.spectrogram(mode="magnitude", scaling="density", fs=1) does.
+      n_mels, fmin, fmax (None = sample_rate / 2), mel_scale ("htk" | "slaney"), mel_norm
+        (None | "slaney" area normalisation): as librosa.filters.mel(htk=..., norm=...).
+      log: "ln" natural log or "none". log_offset: ln(S + offset). log_floor: ln(max(S, floor)).
+      scaling: "none"; "minmax_clip": per clip (x - min) / (max - min) over the whole
+        frames x mels matrix; "per_band_standardise": per clip and band, (x - mean_t) / std_t
+        over time with std floored at std_floor (std_ddof=1: unbiased, as torch.std).
+      deltas: 0, or 2 to stack [static, delta, delta-delta] as 3 channels.
+      delta_width: regression half-width N; d[t] = sum_n n (x[t+n] - x[t-n]) / (2 sum_n n^2).
+      delta_padding: False: valid frames only (T -> T-2N -> T-4N, static trimmed by 2N on each
+        side, the two-stage code); True: edge-replicated frames so the length is kept
+        (librosa.feature.delta(mode="nearest") for the first order; the second order is the
+        delta of the delta).
+      raw_window_seconds, raw_hop_seconds, raw_mean_normalise: windowing of the "raw" kind.
+    """
+
+    name: str = "custom"
+    kind: Literal["logmel", "raw"] = "logmel"
+    sample_rate: int = 44100
+    clip_samples: Optional[int] = None
+    pre_emphasis: Optional[float] = None
+    pre_emphasis_mode: Literal["valid", "same"] = "valid"
+    n_fft: int = 2048
+    win_length: Optional[int] = None
+    hop_length: int = 1024
+    window: Literal["hann", "hamming"] = "hann"
+    window_periodic: bool = True
+    center: bool = True
+    pad_mode: Literal["reflect", "constant"] = "reflect"
+    power: int = 2
+    stft_scale: Literal["none", "window_energy"] = "none"
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: Optional[float] = None
+    mel_scale: Literal["htk", "slaney"] = "htk"
+    mel_norm: Optional[Literal["slaney"]] = None
+    log: Literal["ln", "none"] = "ln"
+    log_offset: float = 0.0
+    log_floor: float = 0.0
+    scaling: Literal["none", "minmax_clip", "per_band_standardise"] = "none"
+    std_floor: float = 1e-3
+    std_ddof: int = 1
+    deltas: int = 0
+    delta_width: int = 2
+    delta_padding: bool = False
+    raw_window_seconds: float = 2.0
+    raw_hop_seconds: float = 1.5
+    raw_mean_normalise: bool = True
+
+    def __post_init__(self):
+        def bad(msg):
+            raise ConfigError(f"feature config {self.name!r}: {msg}")
+
+        if self.sample_rate <= 0:
+            bad(f"sample_rate must be > 0, got {self.sample_rate}")
+        if self.clip_samples is not None and self.clip_samples <= 0:
+            bad(f"clip_samples must be > 0 or None, got {self.clip_samples}")
+        if self.pre_emphasis is not None and not 0.0 <= self.pre_emphasis < 1.0:
+            bad(f"pre_emphasis must be in [0, 1), got {self.pre_emphasis}")
+        if self.kind == "raw":
+            if self.raw_window_samples <= 0 or self.raw_hop_samples <= 0:
+                bad("raw_window_seconds and raw_hop_seconds must be > 0")
+            return
+        if self.n_fft <= 0 or self.hop_length <= 0:
+            bad("n_fft and hop_length must be > 0")
+        if not 0 < self.window_length <= self.n_fft:
+            bad(f"win_length must be in 1..n_fft={self.n_fft}, got {self.win_length}")
+        if self.power not in (1, 2):
+            bad(f"power must be 1 or 2, got {self.power}")
+        if self.n_mels <= 0:
+            bad(f"n_mels must be > 0, got {self.n_mels}")
+        if not 0.0 <= self.fmin < self.mel_fmax <= self.sample_rate / 2:
+            bad(f"need 0 <= fmin < fmax <= sample_rate / 2, got fmin={self.fmin}, fmax={self.mel_fmax}, "
+                f"sample_rate={self.sample_rate}")
+        if self.log == "ln" and self.log_offset <= 0 and self.log_floor <= 0:
+            bad("log='ln' needs log_offset > 0 or log_floor > 0 (log of zero)")
+        if self.deltas not in (0, 2):
+            bad(f"deltas must be 0 or 2, got {self.deltas}")
+        if self.delta_width < 1:
+            bad(f"delta_width must be >= 1, got {self.delta_width}")
+        if self.std_floor <= 0:
+            bad(f"std_floor must be > 0, got {self.std_floor}")
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def window_length(self) -> int:
+        return self.n_fft if self.win_length is None else self.win_length
+
+    @property
+    def mel_fmax(self) -> float:
+        return self.sample_rate / 2 if self.fmax is None else float(self.fmax)
+
+    @property
+    def n_freq(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def raw_window_samples(self) -> int:
+        return int(round(self.raw_window_seconds * self.sample_rate))
+
+    @property
+    def raw_hop_samples(self) -> int:
+        return int(round(self.raw_hop_seconds * self.sample_rate))
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.kind == "raw" or self.deltas == 0 else 3
+
+    def replace(self, **changes) -> "FeatureConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def n_frames(cfg: FeatureConfig, n_samples: int) -> int:
+    """Number of output frames (windows for "raw") for a waveform of `n_samples` samples.
+
+    Raises ConfigError if the waveform is too short to give one frame after delta trimming.
+    """
+    n = cfg.clip_samples if cfg.clip_samples is not None else int(n_samples)
+    if cfg.pre_emphasis is not None and cfg.pre_emphasis_mode == "valid":
+        n -= 1
+    if cfg.kind == "raw":
+        frames = 1 + (n - cfg.raw_window_samples) // cfg.raw_hop_samples if n >= cfg.raw_window_samples else 0
+    else:
+        if cfg.center:
+            frames = 1 + n // cfg.hop_length
+        else:
+            frames = 1 + (n - cfg.n_fft) // cfg.hop_length if n >= cfg.n_fft else 0
+        if cfg.deltas and not cfg.delta_padding:
+            frames -= 4 * cfg.delta_width
+    if frames <= 0:
+        raise ConfigError(f"feature config {cfg.name!r}: {n_samples} samples are too short for one frame")
+    return frames
+
+
+def output_shape(cfg: FeatureConfig, n_samples: int) -> tuple[int, int, int]:
+    """(frames, mel_bands, channels) of one example; ("raw": (n_windows, window_samples, 1))."""
+    width = cfg.raw_window_samples if cfg.kind == "raw" else cfg.n_mels
+    return (n_frames(cfg, n_samples), width, cfg.channels)
+
+
+def samples_for_seconds(cfg: FeatureConfig, seconds: float) -> int:
+    """Raw waveform samples that a crop of `seconds` of the *model input* spans.
+
+    DcaseNet's code pre-emphasises the whole clip (length N-1) and then cuts 5 s = 120,000 samples
+    of the pre-emphasised signal, which gives 1 + 120000 // 480 = 251 frames: the raw span is
+    therefore one sample longer than the crop. For every other config this is seconds * rate.
+    """
+    n = int(round(seconds * cfg.sample_rate))
+    if cfg.pre_emphasis is not None and cfg.pre_emphasis_mode == "valid":
+        n += 1
+    return n
+
+
+# Named configs (spec sections "Features" / "Input"). ---------------------------------------------
+
+TWO_STAGE = FeatureConfig(
+    # two_stage_asc.md, Features: 44.1 kHz, first 441,000 samples, 2048/1024 Hann centred (reflect),
+    # 128 HTK mels 0-22050 without area norm, power 2, ln(S + 1e-8), per-clip min-max, deltas
+    # without padding: 431 -> 427 -> 423 frames -> (423, 128, 3).
+    name="two_stage", sample_rate=44100, clip_samples=441_000, n_fft=2048, hop_length=1024,
+    window="hann", center=True, pad_mode="reflect", power=2, n_mels=128, fmin=0.0, fmax=22050.0,
+    mel_scale="htk", mel_norm=None, log="ln", log_offset=1e-8, scaling="minmax_clip",
+    deltas=2, delta_width=2, delta_padding=False,
+)
+
+DCASENET = FeatureConfig(
+    # dcasenet.md, Features (and the authors' preprocess.py / dataloaders.py): pre-emphasis
+    # x[n+1] - 0.97 x[n] on the whole clip (N-1 samples), torchaudio MelSpectrogram(24000,
+    # n_fft=2048, win_length=960 periodic Hamming, hop 480, centred reflect, 128 HTK mels 0-12 kHz,
+    # no norm, power 2), ln with floor 1e-7, per-band standardisation over time (torch.std:
+    # unbiased; floor 1e-3). 60 s (1,440,000 samples) -> 3000 frames; a 5 s crop of the
+    # pre-emphasised signal (120,001 raw samples, see samples_for_seconds) -> 251 frames.
+    name="dcasenet", sample_rate=24000, clip_samples=None, pre_emphasis=0.97, pre_emphasis_mode="valid",
+    n_fft=2048, win_length=960, hop_length=480, window="hamming", center=True, pad_mode="reflect",
+    power=2, n_mels=128, fmin=0.0, fmax=12000.0, mel_scale="htk", mel_norm=None, log="ln",
+    log_floor=1e-7, scaling="per_band_standardise", std_floor=1e-3, std_ddof=1,
+)
+
+WEAK_SED = FeatureConfig(
+    # weak_sed.md, Features (Kong et al.'s LogMelExtractor): 32 kHz, scipy.signal.spectrogram with
+    # np.hamming(2048) (symmetric), noverlap 1024, mode="magnitude" (density scaling, fs=1), no
+    # padding -> 311 frames for 10 s; librosa.filters.mel(32000, 2048, 64, fmin=50, fmax=16000)
+    # (Slaney scale, Slaney area norm); ln(x + 1e-8). The z-score with training-fold statistics
+    # is not part of the front-end: see tf_scenes.features.normalization.
+    name="weak_sed", sample_rate=32000, clip_samples=320_000, n_fft=2048, hop_length=1024,
+    window="hamming", window_periodic=False, center=False, power=1, stft_scale="window_energy",
+    n_mels=64, fmin=50.0, fmax=16000.0, mel_scale="slaney", mel_norm="slaney", log="ln",
+    log_offset=1e-8, scaling="none",
+)
+
+RAW = FeatureConfig(
+    # raw_waveform_asc.md, Input: 16 kHz, 5 s clips, 2 s windows chunked with 0.5 s overlap
+    # (hop 1.5 s -> 3 windows per clip), pre-emphasis 0.97 (length-keeping form), then mean
+    # normalisation (mean subtraction) per window -> (3, 32000, 1).
+    name="raw", kind="raw", sample_rate=16000, clip_samples=80_000, pre_emphasis=0.97,
+    pre_emphasis_mode="same", raw_window_seconds=2.0, raw_hop_seconds=1.5, raw_mean_normalise=True,
+)
+
+FEATURE_CONFIGS = types.MappingProxyType({c.name: c for c in (TWO_STAGE, DCASENET, WEAK_SED, RAW)})
+
+
+def get_feature_config(name) -> FeatureConfig:
+    """Named config ("two_stage", "dcasenet", "weak_sed", "raw"); a FeatureConfig passes through;
+    a dict is loaded strictly (unknown keys raise ConfigError)."""
+    if isinstance(name, FeatureConfig):
+        return name
+    if isinstance(name, dict):
+        from ..config import from_dict
+
+        return from_dict(FeatureConfig, name, prefix="features")
+    try:
+        return FEATURE_CONFIGS[name]
+    except (KeyError, TypeError):
+        import difflib
+
+        close = difflib.get_close_matches(str(name), FEATURE_CONFIGS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown feature config {name!r}{hint}; known: {', '.join(FEATURE_CONFIGS)}") from None
+
+
+def config_to_dict(cfg: FeatureConfig) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,205 @@
+"""The feature front-end in TensorFlow (tf.signal): one implementation used by models and tf.data.
+
+    feats = tf_features(get_feature_config("two_stage"), waveform)   # (batch, 423, 128, 3)
+
+Layout: input (batch, samples) or (samples,) float32; output (batch, frames, mel_bands, channels)
+(or without the batch axis), time-major. Every reduction (min-max, standardisation) is taken per
+example, so an example's features never depend on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from .config import FeatureConfig, get_feature_config, n_frames, output_shape
+from .filters import mel_filterbank, window
+
+
+def mel_matrix(cfg: FeatureConfig) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) float32 mel weights of `cfg` (transposed librosa layout)."""
+    fb = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.mel_fmax,
+                        htk=cfg.mel_scale == "htk", norm=cfg.mel_norm)
+    return np.ascontiguousarray(fb.T, dtype=np.float32)
+
+
+def fix_length(x: tf.Tensor, num_samples: int) -> tf.Tensor:
+    """Trim (keep the first `num_samples`) or zero-pad at the end along the last axis."""
+    x = x[..., :num_samples]
+    pad = num_samples - tf.shape(x)[-1]
+    paddings = [[0, 0]] * (x.shape.rank - 1) + [[0, pad]]
+    x = tf.pad(x, paddings)
+    return tf.ensure_shape(x, x.shape[:-1].concatenate([num_samples]))
+
+
+def pre_emphasis(x: tf.Tensor, coef: float, mode: str = "valid") -> tf.Tensor:
+    """"valid": y[n] = x[n+1] - coef x[n] (length N-1); "same": y[0] = x[0], y[n] = x[n] - coef x[n-1]."""
+    y = x[..., 1:] - coef * x[..., :-1]
+    if mode == "same":
+        y = tf.concat([x[..., :1], y], axis=-1)
+    return y
+
+
+def _static_len(x: tf.Tensor):
+    return x.shape[-1]
+
+
+def stft_spectrogram(cfg: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
+    """|STFT|^power of (batch, samples) -> (batch, frames, n_fft // 2 + 1), librosa framing."""
+    n_fft, hop, win = cfg.n_fft, cfg.hop_length, cfg.window_length
+    if cfg.center:
+        mode = "REFLECT" if cfg.pad_mode == "reflect" else "CONSTANT"
+        x = tf.pad(x, [[0, 0], [n_fft // 2, n_fft // 2]], mode=mode)  # (batch, samples + n_fft)
+    length = _static_len(x)
+    n_out = (1 + (length - n_fft) // hop) if length is not None else 1 + (tf.shape(x)[-1] - n_fft) // hop
+    # A window shorter than n_fft sits centred in the n_fft frame (left pad lpad). Framing only its
+    # win_length samples and zero-padding at the end of the FFT input is a circular shift of that
+    # frame: same magnitude, fewer multiplications.
+    lpad = (n_fft - win) // 2
+    frames = tf.signal.frame(x[:, lpad:], win, hop, pad_end=False)[:, :n_out]  # (batch, frames, win)
+    w = window(cfg.window, win, cfg.window_periodic)
+    if cfg.stft_scale == "window_energy":
+        w = w / np.sqrt(np.sum(w * w))
+    frames = frames * tf.constant(w.astype(np.float32))
+    spec = tf.signal.rfft(frames, fft_length=[n_fft])  # (batch, frames, n_fft // 2 + 1) complex64
+    re, im = tf.math.real(spec), tf.math.imag(spec)
+    power = re * re + im * im
+    return power if cfg.power == 2 else tf.sqrt(power)
+
+
+def deltas(x: tf.Tensor, width: int = 2, padding: bool = False) -> tf.Tensor:
+    """Regression deltas along axis 1 (time) of (batch, frames, bands).
+
+    d[t] = sum_{n=1..N} n (x[t+n] - x[t-n]) / (2 sum n^2). padding=False keeps valid frames only
+    (T -> T - 2N); padding=True replicates the edge frames first (length kept).
+    """
+    if padding:
+        first = tf.repeat(x[:, :1], width, axis=1)
+        last = tf.repeat(x[:, -1:], width, axis=1)
+        x = tf.concat([first, x, last], axis=1)  # (batch, frames + 2N, bands)
+    t = tf.shape(x)[1]
+    denom = 2.0 * sum(n * n for n in range(1, width + 1))
+    out = None
+    for n in range(1, width + 1):
+        # Terms summed in the two-stage code's order: (x[t+1]-x[t-1])/10 + (x[t+2]-x[t-2])/5.
+        term = (x[:, width + n:t - width + n] - x[:, width - n:t - width - n]) / (denom / n)
+        out = term if out is None else out + term
+    return out  # (batch, frames - 2N, bands)
+
+
+def _log(cfg: FeatureConfig, s: tf.Tensor) -> tf.Tensor:
+    if cfg.log == "none":
+        return s
+    if cfg.log_offset > 0:
+        s = s + cfg.log_offset
+    if cfg.log_floor > 0:
+        s = tf.maximum(s, cfg.log_floor)
+    return tf.math.log(s)
+
+
+def _scale(cfg: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
+    """Per-example scaling of (batch, frames, bands)."""
+    if cfg.scaling == "minmax_clip":
+        lo = tf.reduce_min(x, axis=[1, 2], keepdims=True)
+        hi = tf.reduce_max(x, axis=[1, 2], keepdims=True)
+        return tf.math.divide_no_nan(x - lo, hi - lo)
+    if cfg.scaling == "per_band_standardise":
+        mean = tf.reduce_mean(x, axis=1, keepdims=True)  # (batch, 1, bands)
+        n = tf.cast(tf.shape(x)[1], x.dtype)
+        var = tf.reduce_sum(tf.square(x - mean), axis=1, keepdims=True) / tf.maximum(n - cfg.std_ddof, 1.0)
+        std = tf.maximum(tf.sqrt(var), cfg.std_floor)
+        return (x - mean) / std
+    return x
+
+
+def _raw_windows(cfg: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
+    w = tf.signal.frame(x, cfg.raw_window_samples, cfg.raw_hop_samples, pad_end=False)  # (batch, windows, samples)
+    if cfg.raw_mean_normalise:
+        w = w - tf.reduce_mean(w, axis=-1, keepdims=True)
+    return w[..., None]  # (batch, windows, window_samples, 1)
+
+
+def tf_features(cfg, waveform) -> tf.Tensor:
+    """Features of `waveform` ((batch, samples) or (samples,), float32) under `cfg`.
+
+    Returns (batch, frames, mel_bands, channels) float32, or (frames, mel_bands, channels) for a
+    1-D waveform. Pure TF ops: usable in tf.data map functions, tf.function and Keras layers.
+    """
+    cfg = get_feature_config(cfg)
+    x = tf.convert_to_tensor(waveform)
+    if x.dtype != tf.float32:
+        x = tf.cast(x, tf.float32)
+    rank = x.shape.rank
+    if rank not in (1, 2):
+        raise ValueError(f"waveform must be (samples,) or (batch, samples), got shape {x.shape}")
+    if rank == 1:
+        x = x[None]  # (1, samples)
+    if cfg.clip_samples is not None:
+        x = fix_length(x, cfg.clip_samples)
+    if cfg.pre_emphasis is not None:
+        x = pre_emphasis(x, cfg.pre_emphasis, cfg.pre_emphasis_mode)
+    if cfg.kind == "raw":
+        out = _raw_windows(cfg, x)
+    else:
+        s = stft_spectrogram(cfg, x)  # (batch, frames, n_freq)
+        s = tf.matmul(s, tf.constant(mel_matrix(cfg)))  # (batch, frames, n_mels)
+        s = _scale(cfg, _log(cfg, s))
+        if cfg.deltas:
+            d1 = deltas(s, cfg.delta_width, cfg.delta_padding)
+            d2 = deltas(d1, cfg.delta_width, cfg.delta_padding)
+            if not cfg.delta_padding:
+                k = cfg.delta_width
+                t = tf.shape(s)[1]
+                s, d1 = s[:, 2 * k:t - 2 * k], d1[:, k:tf.shape(d1)[1] - k]  # align to d2's frames
+            out = tf.stack([s, d1, d2], axis=-1)  # (batch, frames, n_mels, 3)
+        else:
+            out = s[..., None]  # (batch, frames, n_mels, 1)
+    static_len = x.shape[-1]
+    if static_len is not None:
+        n_in = static_len + (1 if cfg.pre_emphasis is not None and cfg.pre_emphasis_mode == "valid" else 0)
+        out = tf.ensure_shape(out, [x.shape[0]] + list(output_shape(cfg.replace(clip_samples=None), n_in)))
+    return out[0] if rank == 1 else out
+
+
+def extract(cfg, waveform: np.ndarray) -> np.ndarray:
+    """numpy in, numpy out: features of (samples,) or (batch, samples) audio under a named config."""
+    cfg = get_feature_config(cfg)
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"waveform must be (samples,) or (batch, samples), got shape {x.shape}")
+    n_frames(cfg, x.shape[-1])  # clear error for too-short input
+    return tf_features(cfg, tf.constant(x)).numpy()
+
+
+@keras.saving.register_keras_serializable(package="tf_scenes")
+class FeatureExtractor(keras.layers.Layer):
+    """Keras layer: waveform (batch, samples) float32 -> features (batch, frames, mel_bands, channels).
+
+    The config is stored in get_config, so a model containing this layer saves to .keras and
+    reloads with identical output. Always computes in float32 (even under mixed precision).
+    """
+
+    def __init__(self, feature_config="two_stage", **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.feature_config = get_feature_config(feature_config)
+
+    def call(self, waveform):
+        return tf_features(self.feature_config, waveform)
+
+    def compute_output_shape(self, input_shape):
+        n = input_shape[-1]
+        if n is None and self.feature_config.clip_samples is None:
+            width = (self.feature_config.raw_window_samples if self.feature_config.kind == "raw"
+                     else self.feature_config.n_mels)
+            return (input_shape[0], None, width, self.feature_config.channels)
+        return (input_shape[0],) + output_shape(self.feature_config, n or self.feature_config.clip_samples)
+
+    def get_config(self):
+        from .config import config_to_dict
+
+        base = super().get_config()
+        base["feature_config"] = config_to_dict(self.feature_config)
+        return base
