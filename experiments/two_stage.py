@@ -139,9 +139,8 @@ def resolve_data_root(cfg: Config) -> tuple[Path, bool]:
         return Path(cfg.data.root), False
     from tf_scenes.synth import generate
 
-    root = Path(cfg.data.synthetic_dir)
-    path = generate("asc", root, size=cfg.data.synthetic_size, seed=cfg.data.synthetic_seed)
-    return Path(path), True
+    roots = generate("asc", Path(cfg.data.synthetic_dir), size=cfg.data.synthetic_size, seed=cfg.data.synthetic_seed)
+    return Path(roots["asc"]), True
 
 
 def location_split(records, val_fraction: float, seed: int):
@@ -203,7 +202,9 @@ def train_one(name: str, run: ModelRun, cfg: Config, train: Split, val: Split | 
     t = cfg.train
     n_classes = run.num_classes
     y_train = keras.utils.to_categorical(train.labels(n_classes), n_classes).astype(np.float32)
-    steps = t.steps_per_epoch or max(1, len(train.records) // t.batch_size)
+    # As the reference: each batch of `batch_size` mixup pairs is drawn from 2 x batch_size clips
+    # (first half mixed with second half), ceil(N / batch) steps per epoch.
+    steps = t.steps_per_epoch or max(1, -(-len(train.records) // t.batch_size))
     seed = cfg.seed + _stable_hash(name) % 10_000
 
     configure_precision(t.precision)
@@ -215,12 +216,15 @@ def train_one(name: str, run: ModelRun, cfg: Config, train: Split, val: Split | 
         model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=t.momentum),
                       loss="categorical_crossentropy", metrics=["accuracy"])
 
-    spec = dict(max_freq_width=t.spec_augment_freq, max_time_width=t.spec_augment_time) if run.spec_augment else None
+    # SpecAugment as the reference: one frequency and one time mask per channel, before cropping.
+    spec = dict(max_freq_width=t.spec_augment_freq, max_time_width=t.spec_augment_time,
+                per_channel=True) if run.spec_augment else None
 
     def make_ds(initial_epoch: int):
         return make_train_dataset(train.features, y_train, batch_size=t.batch_size, seed=seed, epochs=run.epochs,
                                   initial_epoch=initial_epoch, crop=t.crop_frames, spec_augment=spec,
-                                  mixup_alpha=t.mixup_alpha if run.mixup else None)
+                                  mixup_alpha=t.mixup_alpha if run.mixup else None,
+                                  mixup_pairing="halves" if run.mixup else "permutation", steps_per_epoch=steps)
 
     val_fn = None
     if val is not None and len(val.records):
@@ -231,9 +235,22 @@ def train_one(name: str, run: ModelRun, cfg: Config, train: Split, val: Split | 
             return {"val_acc": float(np.mean(probs.argmax(1) == y_val))}
 
     select = t.select if val_fn is not None else "last"
-    fit(model, make_ds, epochs=run.epochs, steps_per_epoch=steps, run_dir=run_dir, val_data=val_fn,
-        monitor="val_acc", mode="max", select=select)
+    result = fit(model, make_ds, epochs=run.epochs, steps_per_epoch=steps, run_dir=run_dir, val_data=val_fn,
+                 monitor="val_acc", mode="max", select=select)
+    write_card(run_dir, run, Path(result["weights"]).relative_to(run_dir))
     return model
+
+
+def write_card(run_dir: Path, run: ModelRun, weights: Path) -> None:
+    from tf_scenes.datasets.tau2020 import BROAD_CLASSES, SCENES
+    from tf_scenes.model_io import write_model_card
+
+    write_model_card(run_dir, family="two_stage", builder=f"two_stage_{run.arch}", config=_model_config(run),
+                     feature_config="two_stage", weights=str(weights),
+                     outputs={"probs": SCENES if run.num_classes == 10 else BROAD_CLASSES},
+                     saliency={"method": "cam" if run.arch == "resnet" else "gradcam",
+                               "layer": "class_conv" if run.arch == "resnet" else
+                               "block3_conv4"})
 
 
 def _stable_hash(text: str) -> int:
@@ -288,7 +305,7 @@ def run_study(cfg: Config, out: Path) -> dict:
 
     # Offline augmentation: one pass for the union of kinds any model run asks for.
     kinds = sorted({k for m in cfg.models.values() for k in m.offline}, key=OFFLINE_KINDS.index)
-    aug_records = augment_offline(train_records, kinds, cfg, cache / "offline_aug") if kinds else []
+    aug_records = augment_offline(train_records, kinds, cfg, cache, root) if kinds else []
 
     x_orig = extract_features([r.path for r in train_records + val_records + eval_records], cache, "original")
     n_tr, n_va = len(train_records), len(val_records)
@@ -312,7 +329,7 @@ def run_study(cfg: Config, out: Path) -> dict:
                      "data": data_label, "train_clips": len(train.records)}
         if _finished(run_dir, model_cfg):
             log.info("%s: finished earlier, reusing %s", name, run_dir)
-            model = load_selected(run_dir, mrun)
+            model = load_selected(run_dir)
         else:
             log.info("%s: training %s (%d-class, width %s, %d epochs) on %d clips", name, mrun.arch,
                      mrun.num_classes, mrun.width, mrun.epochs, len(train.records))
@@ -340,21 +357,43 @@ def run_study(cfg: Config, out: Path) -> dict:
     return tables
 
 
+def augmentation_kind(record) -> str:
+    """The offline augmentation that made a generated clip ({source stem}-{kind}.wav)."""
+    stem = Path(record.filename).stem
+    for kind in OFFLINE_KINDS:
+        if stem.endswith("-" + kind):
+            return kind
+    raise ValueError(f"{record.filename}: not an offline-augmented clip")
+
+
 def with_augmentations(base: Split, aug_records, x_aug, kinds) -> Split:
-    if not kinds or not aug_records:
-        return base
-    idx = [i for i, r in enumerate(aug_records) if r.augmentation in kinds]
+    """The base training split plus the generated clips of the given offline kinds."""
+    idx = [i for i, r in enumerate(aug_records) if augmentation_kind(r) in kinds]
     if not idx:
         return base
     return Split(base.records + [aug_records[i] for i in idx],
                  np.concatenate([np.asarray(base.features), np.asarray(x_aug[idx])], axis=0))
 
 
-def augment_offline(train_records, kinds, cfg: Config, out: Path):
-    from tf_scenes.two_stage.offline_augment import generate_augmented_set
+def augment_offline(train_records, kinds, cfg: Config, cache: Path, root: Path):
+    """Generate (or reuse) the offline augmentations of a seeded fraction of device-A training clips.
 
-    return generate_augmented_set(train_records, out, kinds=kinds, fraction=cfg.offline.fraction,
-                                  seed=cfg.offline.seed)
+    Non-A training clips are passed along too: spectrum correction estimates its per-bin ratio
+    from their parallel pairs with device-A clips (all non-A training devices, as in the paper)."""
+    import hashlib
+
+    from tf_scenes.two_stage.offline_augment import generate_augmented_set, spectrum_correction_reference
+
+    a = [r for r in train_records if r.device == "a"]
+    rng = np.random.default_rng(cfg.offline.seed)
+    n = max(1, int(round(cfg.offline.fraction * len(a))))
+    chosen = [a[i] for i in sorted(rng.permutation(len(a))[:n])]
+    # The correction ratio uses every parallel pair of the training split (all non-A training
+    # devices, as in the paper), not only the pairs of the chosen clips.
+    ratio = spectrum_correction_reference(train_records) if "spectrum_correction" in kinds else None
+    out = cache / "offline_aug" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+    log.info("offline augmentation (%s) of %d device-A clips -> %s", ", ".join(kinds), n, out)
+    return generate_augmented_set(chosen, out, kinds=kinds, seed=cfg.offline.seed, correction_ratio=ratio)
 
 
 def _finished(run_dir: Path, model_cfg: dict) -> bool:
@@ -368,15 +407,13 @@ def _finished(run_dir: Path, model_cfg: dict) -> bool:
             yaml.safe_dump(model_cfg, sort_keys=False))
     except (OSError, ValueError):
         return False
-    return info.get("status") == "finished" and same and (run_dir / "checkpoints" / "selected.weights.h5").exists()
+    return info.get("status") == "finished" and same and (run_dir / "model.json").exists()
 
 
-def load_selected(run_dir: Path, mrun: ModelRun):
-    from tf_scenes.models.two_stage import build_two_stage_model
+def load_selected(run_dir: Path):
+    from tf_scenes.model_io import load_run_model
 
-    model = build_two_stage_model(_model_config(mrun))
-    model.load_weights(run_dir / "checkpoints" / "selected.weights.h5")
-    return model
+    return load_run_model(run_dir)[0]
 
 
 def save_scores(path: Path, records, probs: np.ndarray, num_classes: int) -> None:

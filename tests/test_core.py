@@ -177,3 +177,9 @@ def test_cli_help_and_unknown_command(capsys):
     assert "synth" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["no-such-command"])
+
+
+def test_config_base_replace_marker(tmp_path):
+    (tmp_path / "base.yaml").write_text("a: {x: 1, y: 2}\nb: {x: 1}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\na: {__replace__: true, z: 3}\nb: {y: 2}\n")
+    assert config.read_yaml(tmp_path / "child.yaml") == {"a": {"z": 3}, "b": {"x": 1, "y": 2}}

@@ -31,6 +31,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ log lines (oneDNN notices, graph attribute chatter) are noise for users;
+    # real failures surface as Python exceptions. TF_CPP_MIN_LOG_LEVEL=0 brings them back.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # Only load the chosen subcommand's module (fast --help, no TensorFlow import for small commands).
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(prog="tf-scenes", description=__doc__.splitlines()[0])
@@ -51,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    level = logging.INFO - 10 * min(args.verbose, 1)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.verbose == 0:  # tf.function retracing notices between models are expected here
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     mod = importlib.import_module(args._module)
     try:
         return int(mod.run(args) or 0)

@@ -188,10 +188,17 @@ def read_yaml(path) -> dict:
     return data
 
 
+REPLACE = "__replace__"
+
+
 def deep_merge(a: dict, b: dict) -> dict:
+    """Merge mapping `b` over `a` recursively. A mapping in `b` holding `__replace__: true`
+    replaces the base's mapping instead of merging into it (e.g. a profile with fewer models)."""
     out = dict(a)
     for k, v in b.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and v.get(REPLACE):
+            out[k] = {kk: vv for kk, vv in v.items() if kk != REPLACE}
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = v

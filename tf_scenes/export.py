@@ -82,12 +82,12 @@ def two_stage_system(models10: dict, models3: dict):
     import keras
     from keras import ops
 
-    from .datasets.tau2020 import BROAD_CLASSES, SCENES, scene_to_broad
+    from .datasets.tau2020 import BROAD_CLASSES, SCENE_TO_BROAD, SCENES
     from .features import get_feature_config
 
     expand = np.zeros((len(BROAD_CLASSES), len(SCENES)), np.float32)  # P3 (batch, 3) @ expand -> (batch, 10)
     for c, scene in enumerate(SCENES):
-        expand[BROAD_CLASSES.index(scene_to_broad(scene)), c] = 1.0
+        expand[BROAD_CLASSES.index(SCENE_TO_BROAD[scene]), c] = 1.0
 
     def inner(feats):
         p10 = ops.mean(ops.stack([m(feats) for m in models10.values()], axis=0), axis=0)  # (batch, 10)

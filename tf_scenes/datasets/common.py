@@ -129,8 +129,8 @@ def read_table(path, columns: Sequence[str] | Sequence[Sequence[str]], *, delimi
             if len(fields) == 1 and other is not None:
                 hint = (f"this row seems {delimiter_name(other)}-separated; the file must be "
                         f"{delimiter_name(delimiter)}-separated")
-            elif len(fields) > n and delimiter == "," and not quoted:
-                hint = "a field contains a comma; quote it"
+            elif len(fields) > n and delimiter == ",":
+                hint = 'a field contains a comma; quote it ("Bark,Slam")'
             raise DataFormatError(
                 path, f"expected {n} {delimiter_name(delimiter)}-separated fields "
                 f"({', '.join(found)}), found {len(fields)}: {text[:120]!r}", line=line_no, hint=hint)

@@ -57,7 +57,8 @@ TEST_COLUMNS = ("filename",)
 META_COLUMNS = ("filename", "scene_label", "identifier", "source_label")
 
 _NAME_RE = re.compile(
-    r"^(?P<scene>[a-z_]+)-(?P<city>[a-z]+)-(?P<location>\d+)-(?P<segment>\d+)-(?P<device>[a-z0-9]+)\.wav$")
+    r"^(?P<scene>[a-z_]+)-(?P<city>[a-z]+)-(?P<location>\d+)-(?P<segment>\d+)-(?P<device>[a-z0-9]+)"
+    r"(?:-(?P<augmentation>[a-z][a-z0-9_]*))?\.wav$")
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,18 @@ class AscRecord:
     broad: str
 
 
-def parse_tau_filename(name: str, *, source=None, line: int | None = None) -> dict:
+def parse_tau_filename(name: str, *, source=None, line: int | None = None,
+                       allow_augmented: bool = False) -> dict:
     """Split a TAU 2020 file name into its parts.
 
-    Accepts ``audio/airport-lisbon-1000-40000-a.wav`` or just the base name.
+    Accepts ``audio/airport-lisbon-1000-40000-a.wav`` or just the base name.  With
+    ``allow_augmented`` a trailing ``-{augmentation}`` tag (clips written by
+    :func:`tf_scenes.two_stage.offline_augment.generate_augmented_set`, e.g.
+    ``airport-lisbon-1000-40000-a-reverb_drc.wav``) is accepted.
 
     Returns:
       dict with filename (as given), scene, city, location, segment, device, identifier,
-      clip_id, broad.
+      clip_id, broad, augmentation (None for an original clip).
 
     Raises:
       DataFormatError naming `source` (or the name) and line when the name does not follow
@@ -106,6 +111,10 @@ def parse_tau_filename(name: str, *, source=None, line: int | None = None) -> di
                               hint="expected {scene}-{city}-{location}-{segment}-{device}.wav, "
                                    "e.g. audio/airport-lisbon-1000-40000-a.wav")
     d = m.groupdict()
+    if d["augmentation"] is not None and not allow_augmented:
+        raise DataFormatError(where, f"bad TAU 2020 file name {name!r}: unexpected suffix "
+                              f"-{d['augmentation']}", line=line,
+                              hint="augmented lists are read with allow_augmented=True")
     check_label(d["scene"], SCENES, where, line, what="scene in file name")
     check_label(d["city"], CITIES, where, line, what="city in file name")
     check_label(d["device"], DEVICES, where, line, what="device in file name")
@@ -116,8 +125,8 @@ def parse_tau_filename(name: str, *, source=None, line: int | None = None) -> di
     return d
 
 
-def _record(root: Path, name: str, source, line: int) -> AscRecord:
-    p = parse_tau_filename(name, source=source, line=line)
+def _record(root: Path, name: str, source, line: int, allow_augmented: bool = False) -> AscRecord:
+    p = parse_tau_filename(name, source=source, line=line, allow_augmented=allow_augmented)
     return AscRecord(path=root / name, filename=name, scene=p["scene"], city=p["city"],
                      location=p["location"], segment=p["segment"], device=p["device"],
                      identifier=p["identifier"], clip_id=p["clip_id"], broad=p["broad"])
@@ -127,7 +136,8 @@ def _default_root(path: Path) -> Path:
     return path.parent.parent if path.parent.name == "evaluation_setup" else path.parent
 
 
-def read_fold_csv(path, root=None, *, check_files: bool = False) -> list[AscRecord]:
+def read_fold_csv(path, root=None, *, check_files: bool = False,
+                  allow_augmented: bool = False) -> list[AscRecord]:
     """Read a TAU 2020 csv: ``fold1_{train,evaluate}.csv``, ``fold1_test.csv`` or ``meta.csv``.
 
     The kind is recognised from the header.  Scene labels must match the scene in the file name;
@@ -138,6 +148,7 @@ def read_fold_csv(path, root=None, *, check_files: bool = False) -> list[AscReco
       root: dataset root that ``filename`` is relative to; default: the folder above
         ``evaluation_setup/`` (or the csv's folder).
       check_files: raise if listed audio files are missing (default False: a bare csv works).
+      allow_augmented: accept names with an augmentation tag (lists of generated clips).
     """
     path = Path(path)
     root = Path(root) if root is not None else _default_root(path)
@@ -145,7 +156,7 @@ def read_fold_csv(path, root=None, *, check_files: bool = False) -> list[AscReco
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="file name")
     records = []
     for row in rows:
-        rec = _record(root, row.fields[0], path, row.line)
+        rec = _record(root, row.fields[0], path, row.line, allow_augmented)
         if len(header) >= 2:
             label = row.fields[1]
             if label in BROAD_CLASSES:

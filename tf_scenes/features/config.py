@@ -52,7 +52,8 @@ class FeatureConfig:
         side, the two-stage code); True: edge-replicated frames so the length is kept
         (librosa.feature.delta(mode="nearest") for the first order; the second order is the
         delta of the delta).
-      raw_window_seconds, raw_hop_seconds, raw_mean_normalise: windowing of the "raw" kind.
+      window_seconds, hop_seconds, mean_normalise: windows of the "raw" kind (length, step, and
+        whether each window has its mean removed).
     """
 
     name: str = "custom"
@@ -84,9 +85,9 @@ class FeatureConfig:
     deltas: int = 0
     delta_width: int = 2
     delta_padding: bool = False
-    raw_window_seconds: float = 2.0
-    raw_hop_seconds: float = 1.5
-    raw_mean_normalise: bool = True
+    window_seconds: float = 2.0
+    hop_seconds: float = 1.5
+    mean_normalise: bool = True
 
     def __post_init__(self):
         def bad(msg):
@@ -100,7 +101,7 @@ class FeatureConfig:
             bad(f"pre_emphasis must be in [0, 1), got {self.pre_emphasis}")
         if self.kind == "raw":
             if self.raw_window_samples <= 0 or self.raw_hop_samples <= 0:
-                bad("raw_window_seconds and raw_hop_seconds must be > 0")
+                bad("window_seconds and hop_seconds must be > 0")
             return
         if self.n_fft <= 0 or self.hop_length <= 0:
             bad("n_fft and hop_length must be > 0")
@@ -137,11 +138,11 @@ class FeatureConfig:
 
     @property
     def raw_window_samples(self) -> int:
-        return int(round(self.raw_window_seconds * self.sample_rate))
+        return int(round(self.window_seconds * self.sample_rate))
 
     @property
     def raw_hop_samples(self) -> int:
-        return int(round(self.raw_hop_seconds * self.sample_rate))
+        return int(round(self.hop_seconds * self.sample_rate))
 
     @property
     def channels(self) -> int:
@@ -161,6 +162,8 @@ def n_frames(cfg: FeatureConfig, n_samples: int) -> int:
         n -= 1
     if cfg.kind == "raw":
         frames = 1 + (n - cfg.raw_window_samples) // cfg.raw_hop_samples if n >= cfg.raw_window_samples else 0
+    elif cfg.center and cfg.pad_mode == "reflect" and n <= cfg.n_fft // 2:
+        frames = 0  # reflect padding needs more samples than the pad width
     else:
         if cfg.center:
             frames = 1 + n // cfg.hop_length
@@ -234,7 +237,7 @@ RAW = FeatureConfig(
     # (hop 1.5 s -> 3 windows per clip), pre-emphasis 0.97 (length-keeping form), then mean
     # normalisation (mean subtraction) per window -> (3, 32000, 1).
     name="raw", kind="raw", sample_rate=16000, clip_samples=80_000, pre_emphasis=0.97,
-    pre_emphasis_mode="same", raw_window_seconds=2.0, raw_hop_seconds=1.5, raw_mean_normalise=True,
+    pre_emphasis_mode="same", window_seconds=2.0, hop_seconds=1.5, mean_normalise=True,
 )
 
 FEATURE_CONFIGS = types.MappingProxyType({c.name: c for c in (TWO_STAGE, DCASENET, WEAK_SED, RAW)})

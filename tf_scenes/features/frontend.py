@@ -41,17 +41,13 @@ def pre_emphasis(x: tf.Tensor, coef: float, mode: str = "valid") -> tf.Tensor:
     return y
 
 
-def _static_len(x: tf.Tensor):
-    return x.shape[-1]
-
-
 def stft_spectrogram(cfg: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
     """|STFT|^power of (batch, samples) -> (batch, frames, n_fft // 2 + 1), librosa framing."""
     n_fft, hop, win = cfg.n_fft, cfg.hop_length, cfg.window_length
     if cfg.center:
         mode = "REFLECT" if cfg.pad_mode == "reflect" else "CONSTANT"
         x = tf.pad(x, [[0, 0], [n_fft // 2, n_fft // 2]], mode=mode)  # (batch, samples + n_fft)
-    length = _static_len(x)
+    length = x.shape[-1]  # static length when known: static frame count
     n_out = (1 + (length - n_fft) // hop) if length is not None else 1 + (tf.shape(x)[-1] - n_fft) // hop
     # A window shorter than n_fft sits centred in the n_fft frame (left pad lpad). Framing only its
     # win_length samples and zero-padding at the end of the FFT input is a circular shift of that
@@ -115,11 +111,12 @@ def _scale(cfg: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
 
 def _raw_windows(cfg: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
     w = tf.signal.frame(x, cfg.raw_window_samples, cfg.raw_hop_samples, pad_end=False)  # (batch, windows, samples)
-    if cfg.raw_mean_normalise:
+    if cfg.mean_normalise:
         w = w - tf.reduce_mean(w, axis=-1, keepdims=True)
     return w[..., None]  # (batch, windows, window_samples, 1)
 
 
+@tf.autograph.experimental.do_not_convert  # static Python control flow only: no AutoGraph needed
 def tf_features(cfg, waveform) -> tf.Tensor:
     """Features of `waveform` ((batch, samples) or (samples,), float32) under `cfg`.
 
@@ -137,6 +134,7 @@ def tf_features(cfg, waveform) -> tf.Tensor:
         x = x[None]  # (1, samples)
     if cfg.clip_samples is not None:
         x = fix_length(x, cfg.clip_samples)
+    n_in = x.shape[-1]
     if cfg.pre_emphasis is not None:
         x = pre_emphasis(x, cfg.pre_emphasis, cfg.pre_emphasis_mode)
     if cfg.kind == "raw":
@@ -155,10 +153,8 @@ def tf_features(cfg, waveform) -> tf.Tensor:
             out = tf.stack([s, d1, d2], axis=-1)  # (batch, frames, n_mels, 3)
         else:
             out = s[..., None]  # (batch, frames, n_mels, 1)
-    static_len = x.shape[-1]
-    if static_len is not None:
-        n_in = static_len + (1 if cfg.pre_emphasis is not None and cfg.pre_emphasis_mode == "valid" else 0)
-        out = tf.ensure_shape(out, [x.shape[0]] + list(output_shape(cfg.replace(clip_samples=None), n_in)))
+    if n_in is not None:
+        out = tf.ensure_shape(out, [x.shape[0], *output_shape(cfg, n_in)])
     return out[0] if rank == 1 else out
 
 

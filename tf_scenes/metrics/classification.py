@@ -96,16 +96,28 @@ def device_group_accuracy(per_device: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def log_loss(y_true, probs, eps: float = LOGLOSS_EPS) -> float:
+def log_loss(y_true, probs, eps: float = LOGLOSS_EPS, normalize_first: bool = True) -> float:
     """Mean negative log probability of the true class.
 
-    Scores are clipped to [eps, 1 - eps] and each row renormalised to sum to 1 (so ensemble sums
-    and fused products are accepted), as in scikit-learn's classic log_loss.
+    Probabilities are clipped to [eps, 1 - eps] and each row renormalised to sum to 1.  With
+    ``normalize_first`` (default) every row is first divided by its sum, so unnormalised scores
+    (ensemble sums, fused products) are scored as the distribution they define; for rows that
+    already sum to 1 this changes nothing.  ``normalize_first=False`` clips the raw scores (the
+    classic scikit-learn behaviour the reference code used: it reproduces the reference's printed
+    log loss of its fused scores, where values above 1 are clipped to 1 - eps).
+    Negative scores or an all-zero row raise ValueError.
     """
     p = _scores(probs)
     y = _labels(y_true, p.shape[1])
     if len(y) != len(p):
         raise ValueError(f"{len(y)} labels but {len(p)} score rows")
+    if np.any(p < 0):
+        raise ValueError("log loss needs non-negative scores")
+    if normalize_first:
+        total = p.sum(axis=1, keepdims=True)
+        if np.any(total <= 0):
+            raise ValueError(f"score rows with zero total: {np.flatnonzero(total[:, 0] <= 0)[:10].tolist()}")
+        p = p / total
     p = np.clip(p, eps, 1 - eps)
     p = p / p.sum(axis=1, keepdims=True)
     return float(-np.mean(np.log(p[np.arange(len(y)), y])))

@@ -4,7 +4,7 @@ Two parallel 1-D convolution pipelines read the same waveform window (Table I): 
 ("sub-segmental", Conv1 20/5) and a long-kernel ("segmental", Conv1 300/100) one.  Each ends with
 ELU + statistics pooling (mean and standard deviation of its 500 channels over a sliding window of
 frames -> 1000-D per pipeline).  The frame-level features go through FC 512 ReLU -> FC 128 ReLU
-(frame embeddings), are pooled over frames by attention (Sec. III-B, a_i = softmax(v^T tanh(W h_i + b)))
+(frame embeddings), are pooled over frames by attention (a_i = softmax(v^T tanh(W h_i + b)))
 or by 2 LSTM / GRU layers of 30 units (Table VI), and the 128-D audio embedding feeds an
 L2-constrained softmax head for the coarse (8) and/or the fine (70) classes.
 
@@ -43,7 +43,7 @@ Choices the paper leaves open (all configurable):
   adds them in the graph (`WaveformNormalization`, y[n] = x[n] - c x[n-1] with x[-1] = 0, then
   y - mean(y)) so an exported model can take the raw waveform.
 
-Parameter count of the default model (Table I, concat, attention, both heads): 4,303,446; this is
+Parameter count of the default model (Table I, concat, attention, both heads): 4,302,846; this is
 our count, the paper publishes none.
 """
 
@@ -52,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 import keras
@@ -78,12 +79,12 @@ LONG_KERNEL_PIPELINE = (
     ("conv4", 3, 1, 512), ("pool4", 5, 1, None),
     ("conv6", 1, 1, 500),
 )
-PIPELINES = {"short": SHORT_KERNEL_PIPELINE, "long": LONG_KERNEL_PIPELINE}
+PIPELINES = MappingProxyType({"short": SHORT_KERNEL_PIPELINE, "long": LONG_KERNEL_PIPELINE})
 
 
 @dataclass(frozen=True)
 class RawWaveformConfig:
-    """Configuration of the raw-waveform hierarchy-aware model (defaults: Table I / Sec. IV)."""
+    """Configuration of the raw-waveform hierarchy-aware model (defaults: Table I and the paper's training setup)."""
 
     sample_rate: int = 16000
     window_samples: int = 32000  # 2 s windows chunked from 5 s clips
@@ -163,16 +164,16 @@ class RawWaveformConfig:
         return l2_softmax_alpha(self.n_classes(head), self.l2_p)
 
 
-VARIANTS = {
+VARIANTS = MappingProxyType({  # read-only: variants are data
     "attention": RawWaveformConfig(),
     "mean": RawWaveformConfig(pooling="mean"),
     "lstm": RawWaveformConfig(pooling="lstm"),
     "gru": RawWaveformConfig(pooling="gru"),
-}
+})
 
 
 def l2_softmax_alpha(n_classes: int, p: float = 0.9) -> float:
-    """Lower bound of the L2-softmax scale (Ranjan et al. 2017, Eq. 6): log(p (C - 2) / (1 - p))."""
+    """Lower bound of the L2-softmax scale (Ranjan et al. 2017): log(p (C - 2) / (1 - p))."""
     if n_classes < 3:
         raise ValueError(f"the alpha bound needs at least 3 classes, got {n_classes}")
     return math.log(p * (n_classes - 2) / (1.0 - p))
@@ -195,8 +196,9 @@ class FrameGrid:
         return FrameGrid(n, self.offset + (kernel - 1) / 2 * self.hop, self.hop * stride)
 
 
-def _stats_frames(cfg: RawWaveformConfig, pipeline: str, conv_hop: int, long_hop: int) -> tuple[int, int]:
-    """Stats-pooling window and hop of `pipeline`, in its own frames (same duration as the long grid)."""
+def _stats_frames(cfg: RawWaveformConfig, conv_hop: int, long_hop: int) -> tuple[int, int]:
+    """Stats-pooling window and hop of a pipeline with frame hop `conv_hop`, in its own frames
+    (same duration as stats_window / stats_hop frames of the long-kernel grid)."""
     ratio = long_hop / conv_hop
     return max(1, round(cfg.stats_window * ratio)), max(1, round(cfg.stats_hop * ratio))
 
@@ -216,7 +218,7 @@ def pipeline_geometry(cfg: RawWaveformConfig) -> dict[str, dict[str, FrameGrid |
         conv[name] = grid
     out = {}
     for name, grid in conv.items():
-        w, h = _stats_frames(cfg, name, grid.hop, conv["long"].hop)
+        w, h = _stats_frames(cfg, grid.hop, conv["long"].hop)
         out[name] = {"conv": grid, "stats": grid.after(w, h), "stats_window": w, "stats_hop": h}
     return out
 
@@ -232,7 +234,7 @@ class OrthogonalWeightRegularizer(keras.regularizers.Regularizer):
     A conv kernel (kW, C_in, C_out) is reshaped to W (kW * C_in, C_out); G = W^T W when
     kW * C_in >= C_out, else W W^T, so the target is reachable (keras.initializers.Orthogonal makes
     the columns, or the rows when there are fewer of them, orthonormal, so the penalty is ~0 at
-    initialisation).  Soft orthogonality of Bansal et al. 2018, used in the conv layers (Sec. IV).
+    initialisation).  Soft orthogonality of Bansal et al. 2018, used in the conv layers as in the paper.
     """
 
     def __init__(self, factor: float = 1e-4):
@@ -251,7 +253,7 @@ class OrthogonalWeightRegularizer(keras.regularizers.Regularizer):
 
 @keras.saving.register_keras_serializable(package=_PKG)
 class WaveformNormalization(layers.Layer):
-    """Pre-emphasis y[n] = x[n] - c x[n-1] (x[-1] = 0), then subtract the window mean (Sec. IV-A)."""
+    """Pre-emphasis y[n] = x[n] - c x[n-1] (x[-1] = 0), then subtract the window mean (paper's input processing)."""
 
     def __init__(self, coef: float = 0.97, **kwargs):
         super().__init__(**kwargs)
@@ -334,7 +336,7 @@ class FrameAlign(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PKG)
 class AttentionPooling(layers.Layer):
-    """Attention pooling over frames (Sec. III-B): a_i = softmax_i(v^T tanh(W h_i + b)), e = sum_i a_i h_i.
+    """Attention pooling over frames: a_i = softmax_i(v^T tanh(W h_i + b)), e = sum_i a_i h_i.
 
     (b, T, D) -> [(b, D) pooled embedding, (b, T) attention weights].
     """
@@ -412,10 +414,8 @@ def frame_features(wave, cfg: RawWaveformConfig):
         [stats[other], stats[target]])  # (batch, frames of target, 2 * channels)
     pair = [aligned, stats["long"]] if target == "long" else [stats["short"], aligned]  # [short, long]
     if cfg.merge == "concat":
-        return layers.Concatenate(axis=-1, name="merge")(pair)  # (batch, frames, 4 * channels)
-    if pair[0].shape[-1] != pair[1].shape[-1]:
-        raise ConfigError("raw_waveform.merge: 'sum' needs equal channel counts in both pipelines")
-    return layers.Add(name="merge")(pair)  # (batch, frames, 2 * channels)
+        return layers.Concatenate(axis=-1, name="merge")(pair)  # (batch, frames, 4 * conv6 channels)
+    return layers.Add(name="merge")(pair)  # (batch, frames, 2 * conv6 channels); both have 500 * width
 
 
 def embedding_block(feats, cfg: RawWaveformConfig):

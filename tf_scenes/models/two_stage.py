@@ -26,6 +26,7 @@ FCNN 11,786,711 / 11,782,546, fsFCNN 16,539,703.
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 from typing import Literal
 
 import keras
@@ -42,9 +43,9 @@ OUTPUT = "probs"
 
 # Defaults of the reference code (spec "Models"): (dropout, L2 weight decay) per architecture.
 # The reference trains the FCNNs with wd=0 ("nowd" experiments) and the ResNet with wd=1e-3.
-_ARCH_DEFAULTS = {"resnet": (0.0, 1e-3), "fcnn": (0.3, 0.0), "fsfcnn": (0.5, 0.0)}
+_ARCH_DEFAULTS = MappingProxyType({"resnet": (0.0, 1e-3), "fcnn": (0.3, 0.0), "fsfcnn": (0.5, 0.0)})
 # ResNet base widths: 48 for the 10-class model, 24 for the 3-class model (spec "ResNet").
-_RESNET_BASE = {10: 48, 3: 24}
+_RESNET_BASE = MappingProxyType({10: 48, 3: 24})
 # FCNN widths before the x channels multiplier; fsFCNN widths (no multiplier).
 _FCNN_WIDTHS = (48, 96, 192)
 _FSFCNN_WIDTHS = (48, 96, 512, 768)
@@ -312,7 +313,7 @@ def build_fsfcnn(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"two_stage_fsfcnn_{cfg.num_classes}class")
 
 
-_BUILDERS = {"resnet": build_resnet, "fcnn": build_fcnn, "fsfcnn": build_fsfcnn}
+_BUILDERS = MappingProxyType({"resnet": build_resnet, "fcnn": build_fcnn, "fsfcnn": build_fsfcnn})
 
 
 def build_two_stage_model(cfg: TwoStageModelConfig) -> keras.Model:

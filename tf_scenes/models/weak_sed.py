@@ -7,9 +7,11 @@ Every model takes standardised log-mel features ``(batch, frames, n_mels)`` = ``
 clip-level probabilities.
 
 * ``build_2apae``: encoder (4 Blocks) -> 1x1 class map -> two-step attention pooling (frequency,
-  then time), plus an auxiliary decoder that reconstructs the input (paper Sec. 2, Fig. 1).
-* ``build_vggish_pooling``: the VGG-ish baselines of Kong et al. (GMP, GAP, GWRP) (paper Sec. 3.3).
-* ``build_dilated_attention``: dilated 5x5 CNN with clamped attention pooling (paper Sec. 3.3).
+  then time), plus an auxiliary decoder that reconstructs the input (weak_sed.md "Model").
+* ``build_vggish_pooling``: the VGG-ish baselines of Kong et al. (GMP, GAP, GWRP)
+  (weak_sed.md "Model", baselines).
+* ``build_dilated_attention``: dilated 5x5 CNN with clamped attention pooling
+  (weak_sed.md "Model", baselines).
 
 Layout.  Convolutions run channels-last ``(batch, time, freq, channels)``.  The class map and the
 attention maps are returned channels-first ``(batch, classes, time, freq)`` like the reference, so
@@ -258,7 +260,8 @@ def _torch_dense(units, name, fan_in):
 
 def attention_step(x, name, clip=False):
     """One attention pooling step over the last axis (size n): p = sigmoid(Dense_c(x)),
-    a = softmax(Dense_a(x)) over that axis, out = sum(p * a) (paper Sec. 2.2, Eq. 1-2).
+    a = softmax(Dense_a(x)) over that axis, out = sum(p * a) (weak_sed.md "Model": two-step
+    attention pooling).
 
     Returns (out, p, a); out has the last axis removed.
     """
@@ -293,7 +296,7 @@ def _check_model(cfg, model):
 
 @register("weak_sed_2apae")
 def build_2apae(cfg: WeakSedConfig | None = None) -> keras.Model:
-    """2APAE: CNN encoder, two-step attention pooling, auxiliary decoder (paper Sec. 2, Fig. 1).
+    """2APAE: CNN encoder, two-step attention pooling, auxiliary decoder (weak_sed.md "Model").
 
     Outputs (dict):
       clip: (batch, classes) clip probabilities in [0, 1].
@@ -345,7 +348,7 @@ def vggish_bottleneck(x, cfg: WeakSedConfig):
 
 def build_vggish_pooling(cfg: WeakSedConfig) -> keras.Model:
     """VGG-ish baseline with global max / average / weighted rank pooling of the sigmoid class
-    map (paper Sec. 3.3, after Kong et al. 2018).  Outputs: clip (b, classes), class_map
+    map (weak_sed.md "Model", baselines, after Kong et al. 2018).  Outputs: clip (b, classes), class_map
     (b, classes, t, f)."""
     if cfg.model not in ("gap", "gmp", "gwrp"):
         raise ConfigError(f"build_vggish_pooling got model={cfg.model!r}")
@@ -379,7 +382,7 @@ def build_gwrp(cfg: WeakSedConfig | None = None) -> keras.Model:
 @register("weak_sed_dilated_attention")
 def build_dilated_attention(cfg: WeakSedConfig | None = None) -> keras.Model:
     """Dilated CNN (5x5 convs, dilation 1/2/4, widths 64/128/256) with attention pooling clamped
-    to [0.1, 0.9] (paper Sec. 3.3; reference ``AttrousCNN_2DAttention``).
+    to [0.1, 0.9] (weak_sed.md "Model", baselines; reference ``AttrousCNN_2DAttention``).
 
     Attention: sigmoid 1x1 conv (kernel initialised to zero, so it starts uniform); values:
     log-softmax over classes of a 1x1 conv; clip = sigmoid(pooled values).
@@ -416,7 +419,8 @@ def build_weak_sed(cfg: WeakSedConfig) -> keras.Model:
 # --------------------------------------------------------------------------------------------
 
 def weak_sed_loss(alpha: float = 0.001, reconstruction: bool = True) -> dict:
-    """Loss of the paper (Sec. 2.3): BCE(clip, weak labels) + alpha * MSE(reconstruction, input).
+    """Loss of the paper (weak_sed.md "Training"):
+    BCE(clip, weak labels) + alpha * MSE(reconstruction, input).
 
     Returns keyword arguments for ``model.compile``::
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.run --out bench` writes bench/results.json and bench/results.md."""

@@ -1,0 +1,134 @@
+"""tf_scenes.training.distribute: strategies, precision policies, logical CPU devices.
+
+The MirroredStrategy check runs in a subprocess: logical devices must be configured before
+TensorFlow initialises, which has long happened in the pytest process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_scenes.errors import ConfigError
+from tf_scenes.training.distribute import configure_precision, get_strategy, split_cpu
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Two strategies, same global batch (8), same data and initial weights: 2 epochs of 2 steps with
+# the project's fit() and make_train_dataset (mixup on), then a new model object resumes to epoch 3
+# from the checkpoint (restore under the strategy).  No BatchNormalization: unsynchronised BN
+# normalises each replica's half batch with its own statistics, so it would legitimately differ.
+SCRIPT = textwrap.dedent("""
+    import json, sys, tempfile
+    from tf_scenes.training.distribute import get_strategy, split_cpu
+    devices = split_cpu(2)
+    import keras, numpy as np, tensorflow as tf
+    from pipelines.train_data import make_train_dataset
+    from tf_scenes.training.trainer import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 12, 8, 1)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)]
+
+    def build():
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((12, 8, 1))
+        h = keras.layers.Conv2D(6, 3, padding="same", name="conv1")(inp)
+        h = keras.layers.ReLU()(h)
+        h = keras.layers.Conv2D(6, 3, strides=2, padding="same", name="conv2")(h)
+        h = keras.layers.ReLU()(h)
+        h = keras.layers.GlobalAveragePooling2D()(h)
+        out = keras.layers.Dense(3, activation="softmax", name="out")(h)
+        m = keras.Model(inp, out)
+        m.compile(keras.optimizers.SGD(0.1, momentum=0.9), "categorical_crossentropy")
+        return m
+
+    def data(epochs):
+        return lambda k: make_train_dataset(x, y, batch_size=8, seed=1, epochs=epochs, initial_epoch=k,
+                                            mixup_alpha=0.4)
+
+    out = {"devices": devices}
+    root = tempfile.mkdtemp()
+    for name in ("default", "mirrored"):
+        strategy = get_strategy(name, devices=devices if name == "mirrored" else None)
+        runs = []
+        for epochs in (2, 3):
+            with strategy.scope():
+                model = build()
+            runs.append(fit(model, data(epochs), epochs=epochs, steps_per_epoch=2, run_dir=f"{root}/{name}",
+                            monitor="loss", mode="min", select="last", verbose=0, tensorboard=False))
+        out[name] = {"replicas": strategy.num_replicas_in_sync, "resumed": runs[1]["resumed"],
+                     "loss": [r["loss"] for r in runs[1]["history"]],
+                     "weights": [w.tolist() for w in model.get_weights()]}
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_mirrored_over_two_logical_cpus_matches_default_strategy():
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(lines[0][len("RESULT "):])
+    assert len(res["devices"]) == 2 and all("CPU" in d for d in res["devices"])
+    default, mirrored = res["default"], res["mirrored"]
+    assert default["replicas"] == 1 and mirrored["replicas"] == 2
+    assert default["resumed"] and mirrored["resumed"]
+    assert len(default["loss"]) == 3
+    np.testing.assert_allclose(mirrored["loss"], default["loss"], rtol=0, atol=1e-5)
+    assert len(default["weights"]) == len(mirrored["weights"]) == 6
+    for a, b in zip(default["weights"], mirrored["weights"]):
+        np.testing.assert_allclose(np.array(b), np.array(a), rtol=0, atol=1e-5)
+    # the step really moved the weights (the comparison is not between two untouched models)
+    assert default["loss"][0] != default["loss"][2]
+
+
+def test_get_strategy_by_name():
+    assert get_strategy("default") is tf.distribute.get_strategy()
+    one = get_strategy("one_device", devices="/cpu:0")
+    assert isinstance(one, tf.distribute.OneDeviceStrategy) and one.num_replicas_in_sync == 1
+    with pytest.raises(ConfigError, match="unknown distribution strategy 'horovod'.*mirrored"):
+        get_strategy("horovod")
+    with pytest.raises(ConfigError, match="one device string"):
+        get_strategy("one_device", devices=["/cpu:0", "/cpu:1"])
+    with pytest.raises(ConfigError, match="cannot connect to a TPU"):
+        get_strategy("tpu")  # no TPU here: a clear error, not a traceback from the resolver
+
+
+def test_multi_worker_rejects_bad_tf_config(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ConfigError, match="TF_CONFIG is not valid JSON"):
+        get_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1"]}}))
+    with pytest.raises(ConfigError, match="'cluster' and 'task'"):
+        get_strategy("multi_worker")
+
+
+def test_configure_precision():
+    try:
+        expected = "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+        assert configure_precision("auto") == expected
+        assert keras.mixed_precision.global_policy().name == expected
+        assert configure_precision("mixed_bfloat16") == "mixed_bfloat16"
+        layer = keras.layers.Dense(2)
+        assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
+        with pytest.raises(ConfigError, match="unknown precision policy 'fp8'"):
+            configure_precision("fp8")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_split_cpu_after_initialisation_is_a_clear_error():
+    _ = (tf.constant(1.0) + 1.0).numpy()  # TensorFlow is initialised in this process
+    with pytest.raises(ConfigError, match="already initialised"):
+        split_cpu(2)
+    with pytest.raises(ConfigError, match="n >= 1"):
+        split_cpu(0)

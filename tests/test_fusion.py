@@ -1,0 +1,265 @@
+"""Ensembles, two-stage fusion joined by clip name, the fusion audit on the published scores, tables."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tf_scenes.errors import DataFormatError
+from tf_scenes.metrics.classification import log_loss
+from tf_scenes.two_stage import tables
+from tf_scenes.two_stage.audit import audit_fusion, read_score_file
+from tf_scenes.two_stage.fusion import (
+    BROAD_CLASSES,
+    SCENES,
+    ClipMismatchError,
+    ScoreTable,
+    broad_class,
+    ensemble,
+    ensemble_tables,
+    fuse,
+    fuse_tables,
+    join_by_clip,
+)
+
+
+def test_broad_classes():
+    assert [s for s in SCENES if broad_class(s) == "indoor"] == ["airport", "metro_station", "shopping_mall"]
+    assert [s for s in SCENES if broad_class(s) == "outdoor"] == ["park", "public_square", "street_pedestrian",
+                                                                "street_traffic"]
+    assert [s for s in SCENES if broad_class(s) == "transportation"] == ["bus", "metro", "tram"]
+    with pytest.raises(ValueError, match="unknown scene"):
+        broad_class("beach")
+
+
+def test_ensemble_is_sum():
+    a, b = np.array([[0.2, 0.8]]), np.array([[0.6, 0.4]])
+    np.testing.assert_allclose(ensemble([a, b]), [[0.8, 1.2]])
+    with pytest.raises(ValueError):
+        ensemble([a, np.ones((2, 2))])
+
+
+def test_fuse_hand_computed():
+    p10 = np.full((1, 10), 0.1)
+    p10[0, SCENES.index("park")] = 0.3
+    p10[0, SCENES.index("bus")] = 0.25
+    p3 = np.array([[0.1, 0.2, 0.7]])  # indoor, outdoor, transportation
+    s = fuse(p10, p3)
+    assert s[0, SCENES.index("park")] == pytest.approx(0.3 * 0.2)
+    assert s[0, SCENES.index("bus")] == pytest.approx(0.25 * 0.7)
+    assert s[0, SCENES.index("airport")] == pytest.approx(0.1 * 0.1)
+    assert SCENES[s.argmax()] == "bus"  # the broad stage overturns the fine argmax (park)
+    # Column order of the broad scores is taken from its names, not assumed.
+    s2 = fuse(p10, p3[:, ::-1], SCENES, BROAD_CLASSES[::-1])
+    np.testing.assert_allclose(s, s2)
+
+
+def _tables(seed=0, n=12):
+    rng = np.random.default_rng(seed)
+    ids = [f"audio/{SCENES[i % 10]}-lyon-1-{i}-a.wav" for i in range(n)]
+    t10 = ScoreTable(ids, rng.dirichlet(np.ones(10), n), SCENES)
+    t3 = ScoreTable(ids, rng.dirichlet(np.ones(3), n), BROAD_CLASSES)
+    return t10, t3
+
+
+def test_fusion_ignores_row_order():
+    t10, t3 = _tables()
+    fused = fuse_tables(t10, t3)
+    perm = np.random.default_rng(1).permutation(len(t3))
+    shuffled3 = ScoreTable([t3.clip_ids[i] for i in perm], t3.scores[perm], t3.class_names)
+    fused_shuffled = fuse_tables(t10, shuffled3)
+    assert fused_shuffled.clip_ids == fused.clip_ids == t10.clip_ids
+    np.testing.assert_array_equal(fused_shuffled.scores, fused.scores)
+    np.testing.assert_allclose(fused.scores, fuse(t10.scores, t3.scores))  # same order: plain row fusion
+    # Row-by-row fusion of the shuffled table would be different (the bug the audit exposes).
+    assert not np.allclose(fuse(t10.scores, shuffled3.scores), fused.scores)
+    # Shuffling the 10-class table permutes the output rows with it.
+    shuffled10 = ScoreTable([t10.clip_ids[i] for i in perm], t10.scores[perm], t10.class_names)
+    np.testing.assert_array_equal(fuse_tables(shuffled10, t3).scores, fused.scores[perm])
+
+
+def test_join_by_clip_matches_base_names_and_reports_missing_clips():
+    t10, t3 = _tables()
+    bare = ScoreTable([c.split("/")[-1] for c in t3.clip_ids], t3.scores, t3.class_names)
+    a, b = join_by_clip(t10, bare)
+    np.testing.assert_array_equal(b.scores, t3.scores)
+    partial = ScoreTable(t3.clip_ids[2:] + ("audio/extra-x-1-1-a.wav",), np.vstack([t3.scores[2:], t3.scores[:1]]),
+                         t3.class_names)
+    with pytest.raises(ClipMismatchError) as e:
+        fuse_tables(t10, partial)
+    msg = str(e.value)
+    assert "2 clips only in the first table" in msg and t10.clip_ids[0].split("/")[-1] in msg
+    assert "1 clips only in the second table: extra-x-1-1-a.wav" in msg
+    with pytest.raises(ClipMismatchError, match="repeats"):
+        ScoreTable(["x.wav", "audio/x.wav"], np.ones((2, 3)), BROAD_CLASSES)
+
+
+def test_ensemble_tables_joins_by_clip():
+    t10, _ = _tables(0)
+    other, _ = _tables(5)
+    perm = np.arange(len(other))[::-1]
+    rev = ScoreTable([other.clip_ids[i] for i in perm], other.scores[perm], other.class_names)
+    np.testing.assert_allclose(ensemble_tables([t10, rev]).scores, t10.scores + other.scores)
+
+
+# ------------------------------------------------------------------------------------------------
+# audit on the published score files (shared/reference)
+
+@pytest.fixture(scope="module")
+def audit(reference_dir):
+    return audit_fusion(reference_dir)
+
+
+def test_audit_reproduces_three_numbers(audit):
+    assert audit["n_clips"] == 2970
+    assert round(audit["acc_ensemble_10class"], 4) == 0.7939
+    assert round(audit["acc_fused_row_order"], 4) == 0.8189
+    assert round(audit["acc_fused_by_filename"], 4) == 0.7936
+    assert round(audit["acc_ensemble_3class"], 3) == 0.932  # paper Table 1 ensemble: 93.2
+    pairing = audit["row_pairing"]
+    assert pairing["rows_pairing_the_same_true_scene"] == 2970  # the leak: always the same true scene
+    assert pairing["rows_pairing_the_same_clip"] < 30
+    assert "label leak" in audit["explanation"] and "81.89%" in audit["explanation"]
+
+
+def test_audit_row_order_matches_reference_code_printout(audit, reference_dir):
+    """The reference code's README prints per-device accuracies of its final system; the row-order
+    fusion reproduces them to the printed 3 decimals, the filename join does not."""
+    ref = tables.REFERENCE_CODE_ROW_ORDER_FUSION
+    row = audit["systems"]["fused_row_order"]
+    for dev, acc in ref["devices"].items():
+        assert round(row["devices"][dev], 3) == acc, dev
+    for group, acc in ref["groups"].items():
+        assert round(row["groups"][group], 3) == acc, group
+    joined = audit["systems"]["fused_by_filename"]
+    assert any(round(joined["devices"][d], 3) != a for d, a in ref["devices"].items())
+    # The printed log loss 0.936 used classic clipping of the raw (unnormalised) fused scores.
+    from tf_scenes.datasets.tau2020 import read_fold_csv
+
+    recs = read_fold_csv(reference_dir / "tau2020_fold1_evaluate.csv")
+    y = [SCENES.index(r.scene) for r in recs]
+    s10 = read_score_file(reference_dir / "two_stage_scores_10class.txt", 10)
+    s3 = read_score_file(reference_dir / "two_stage_scores_3class.txt", 3)
+    assert round(log_loss(y, fuse(s10, s3), normalize_first=False), 3) == ref["logloss"]
+
+
+def test_audit_groups_are_means_of_devices(audit):
+    for system in audit["systems"].values():
+        dev, g = system["devices"], system["groups"]
+        assert g["B&C"] == pytest.approx((dev["b"] + dev["c"]) / 2)
+        assert g["s4-s6"] == pytest.approx((dev["s4"] + dev["s5"] + dev["s6"]) / 3)
+        assert g["average"] == pytest.approx(system["acc"])  # 330 clips per device
+
+
+def test_audit_cli_prints_json(reference_dir, tmp_path):
+    out = tmp_path / "audit.json"
+    proc = subprocess.run([sys.executable, "-m", "tf_scenes.cli", "audit-fusion", "--reference-dir",
+                           str(reference_dir), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert [round(printed[k], 4) for k in ("acc_ensemble_10class", "acc_fused_row_order",
+                                           "acc_fused_by_filename")] == [0.7939, 0.8189, 0.7936]
+    assert json.loads(out.read_text()) == printed
+
+
+def test_audit_errors_name_file_and_line(reference_dir, tmp_path):
+    for name in ("tau2020_fold1_evaluate.csv", "two_stage_fold1_evaluate_3class.csv",
+                 "two_stage_scores_10class.txt"):
+        shutil.copy(reference_dir / name, tmp_path / name)
+    with pytest.raises(DataFormatError, match="two_stage_scores_3class.txt: file not found"):
+        audit_fusion(tmp_path)
+    lines = (reference_dir / "two_stage_scores_3class.txt").read_text().splitlines()
+    lines[4] = "0.1 0.2"
+    (tmp_path / "two_stage_scores_3class.txt").write_text("\r\n".join(lines))  # CRLF, no final newline
+    with pytest.raises(DataFormatError, match=r"two_stage_scores_3class.txt:5: expected 3 scores, found 2"):
+        audit_fusion(tmp_path)
+    (tmp_path / "two_stage_scores_3class.txt").write_text("\r\n".join(lines[:4] + lines[5:-1]))
+    with pytest.raises(DataFormatError, match="2968 score rows but two_stage_fold1_evaluate_3class.csv lists 2970"):
+        audit_fusion(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "tf_scenes.cli", "audit-fusion", "--reference-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "2968 score rows" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# tables
+
+def test_paper_numbers():
+    t2 = {r.key: r.average for r in tables.TABLE2}
+    assert [t2[k] for k in ("resnet", "fcnn", "fsfcnn", "ensemble")] == [74.6, 76.9, 76.2, 79.4]
+    assert [r.average for r in tables.TABLE2[4:]] == [77.7, 80.1, 79.0, 81.9]
+    assert "row by row" in tables.TABLE2[-1].note
+    assert [r.average for r in tables.TABLE1] == [91.4, 92.9, 93.2]
+    assert all(r.average is None for r in tables.TABLE3) and len(tables.TABLE3) == 5
+
+
+def _example_rows():
+    ours = {
+        "resnet": {"acc": 0.5, "acc/group_A": 0.75, "acc/group_B&C": 0.5, "acc/group_s1-s3": 0.25,
+                   "acc/group_s4-s6": 0.125, "acc/group_average": 0.5, "logloss": 1.0},
+        "two_stage_by_filename": {"system": "2-stage, joined", "groups": {"A": 1.0, "average": 0.9},
+                                  "note": "ours only"},
+    }
+    return tables.paper_rows("table2", ours)
+
+
+def test_paper_rows_merge_ours():
+    rows = _example_rows()
+    assert [r["key"] for r in rows][:2] == ["resnet", "fcnn"] and rows[-1]["key"] == "two_stage_by_filename"
+    assert rows[0]["ours"] == {"A": 0.75, "B&C": 0.5, "s1-s3": 0.25, "s4-s6": 0.125, "average": 0.5}
+    assert rows[0]["paper"] == {"average": pytest.approx(0.746)}
+    assert rows[1]["ours"] is None
+    assert rows[-1]["paper"] is None and rows[-1]["system"] == "2-stage, joined" and rows[-1]["note"] == "ours only"
+
+
+def test_markdown_rendering():
+    md = tables.table_markdown("Table 2", _example_rows()[:1], data_source="synthetic TAU 2020 (seed 0)",
+                               profile="quick", synthetic=True)
+    lines = md.splitlines()
+    assert lines[0] == "### Table 2"
+    assert lines[2].startswith("Data: synthetic TAU 2020 (seed 0); profile: quick.") and "SYNTHETIC DATA" in lines[2]
+    assert lines[4] == ("| System | A ours | B&C ours | s1-s3 ours | s4-s6 ours | average ours | average paper "
+                        "| Note |")
+    assert lines[5] == "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | :--- |"
+    assert lines[6] == "| ResNet | 75.0 | 50.0 | 25.0 | 12.5 | 50.0 | 74.6 |  |"
+    real = tables.table_markdown("T", _example_rows()[1:2], data_source="TAU 2020 dev", profile="paper",
+                                 synthetic=False)
+    assert "SYNTHETIC" not in real
+    assert "| FCNN | – | – | – | – | – | 76.9 |  |" in real
+
+
+def test_json_rendering_and_write(tmp_path):
+    rows = tables.audit_rows({"systems": {
+        "ensemble_10class": {"acc": 0.79, "groups": {"A": 0.87, "average": 0.79}},
+        "fused_row_order": {"acc": 0.82, "groups": {"A": 0.88, "average": 0.82}},
+        "fused_by_filename": {"acc": 0.79, "groups": {"A": 0.87, "average": 0.79}}}})
+    js = tables.table_json("Audit", rows, data_source="published scores", profile="-", synthetic=False)
+    assert js["synthetic"] is False and js["label"] == ""
+    assert js["columns"] == ["A ours", "B&C ours", "s1-s3 ours", "s4-s6 ours", "average ours", "average paper"]
+    assert js["rows"][1]["paper"] == {"average": 0.819}
+    json_path, md_path = tables.write_table(tmp_path / "audit_table", "Audit", rows, data_source="published scores",
+                                            profile="-", synthetic=True)
+    loaded = json.loads(json_path.read_text())
+    assert loaded["synthetic"] is True and loaded["label"] == tables.SYNTHETIC_LABEL
+    row_line = "| 2-stage ensemble, fused row by row (reference code) | 88.0 | – | – | – | 82.0 | 81.9 |"
+    assert row_line in md_path.read_text()
+
+
+def test_paper_number_lookup_and_flat_document_rendering():
+    assert tables.paper_number("table2", "fsfcnn") == 76.2
+    assert tables.paper_number("table2", "2stage_ensemble") == 81.9
+    assert tables.paper_number("table2", "2stage_fcnn") == 80.1
+    assert tables.paper_number("table1", "ensemble") == 93.2
+    assert tables.paper_number("table3", "row0") is None and tables.paper_number("table2", "nope") is None
+    rows = tables.paper_rows("table2", {"2stage_resnet": {"acc": 0.7, "groups": {"average": 0.7}}})
+    assert rows[4]["ours"] == {"average": 0.7} and rows[4]["paper"] == {"average": pytest.approx(0.777)}
+    doc = {"title": "Table 1", "profile": "quick", "data": "synthetic TAU 2020", "synthetic": True,
+           "selection": "best epoch on the validation split",
+           "rows": [{"system": "resnet (3-class)", "key": "r3", "A": 90.0, "B&C": 85.0, "s1-s3": 80.0,
+                     "s4-s6": 75.5, "average": 81.25, "acc": 81.2, "paper": 91.4}]}
+    md = tables.render_markdown(doc)
+    assert "| resnet (3-class) | 90.0 | 85.0 | 80.0 | 75.5 | 81.2 | 91.4 |  |" in md
+    assert "SYNTHETIC DATA" in md and "Model selection: best epoch on the validation split." in md

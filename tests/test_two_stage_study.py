@@ -1,0 +1,123 @@
+"""The two-stage study end to end on the tiny profile (smoke test of `make reproduce-two-stage`)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import two_stage
+from experiments.reproduce import config_path
+from tf_scenes.config import load_config
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    base = tmp_path_factory.mktemp("two_stage")
+    cfg = load_config(two_stage.Config, config_path("two_stage", "tiny"),
+                      [f"data.synthetic_dir={base / 'data'}", f"data.cache_dir={base / 'cache'}"])
+    out = base / "out"
+    tables = two_stage.run_study(cfg, out)
+    return cfg, out, tables
+
+
+def test_tables_have_every_row_with_paper_numbers(study):
+    cfg, out, _ = study
+    t2 = json.loads((out / "table2.json").read_text())
+    systems = [r["key"] for r in t2["rows"]]
+    assert systems == ["resnet10", "fcnn10", "fsfcnn10", "ensemble10", "2stage_resnet10", "2stage_fcnn10",
+                       "2stage_fsfcnn10", "2stage_ensemble10"]
+    assert [r["paper"] for r in t2["rows"]] == [74.6, 76.9, 76.2, 79.4, 77.7, 80.1, 79.0, 81.9]
+    assert "row by row" in t2["rows"][-1]["note"]
+    assert t2["synthetic"] is True and "SYNTHETIC" in t2["data"]
+    for r in t2["rows"]:
+        assert set(r) >= {"A", "B&C", "s1-s3", "s4-s6", "average"}
+        assert all(0 <= r[g] <= 100 for g in ("A", "B&C", "s1-s3", "s4-s6", "average"))
+    t1 = json.loads((out / "table1.json").read_text())
+    assert [r["paper"] for r in t1["rows"]] == [91.4, 92.9, 93.2]
+    t3 = json.loads((out / "table3.json").read_text())
+    assert [r["key"] for r in t3["rows"]] == list(cfg.table3)
+    md = (out / "table2.md").read_text()
+    assert "SYNTHETIC DATA" in md and "| 2-stage: ensemble x 3-class ensemble |" in md
+
+
+def test_tables_agree_with_saved_scores(study):
+    """Table numbers are recomputed from each run's filename-keyed score file."""
+    from tf_scenes.datasets import tau2020
+
+    cfg, out, _ = study
+    t2 = {r["key"]: r for r in json.loads((out / "table2.json").read_text())["rows"]}
+    lines = (out / "runs" / "fcnn10" / "scores_evaluate.csv").read_text().splitlines()
+    header, rows = lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+    assert header[1:] == list(tau2020.SCENES)
+    pred = {r[0]: header[1 + int(np.argmax([float(v) for v in r[1:]]))] for r in rows}
+    recs = tau2020.load(cfg.data.synthetic_dir + "/TAU-urban-acoustic-scenes-2020-mobile-development", "evaluate")
+    per_dev = {}
+    for rec in recs:
+        per_dev.setdefault(rec.device, []).append(pred[rec.filename] == rec.scene)
+    assert np.isclose(t2["fcnn10"]["s4-s6"], round(100 * np.mean([np.mean(per_dev[d]) for d in ("s4", "s5", "s6")]), 2))
+    assert np.isclose(t2["fcnn10"]["acc"], round(100 * np.mean([p for v in per_dev.values() for p in v]), 2))
+
+
+def test_run_folders_describe_themselves(study):
+    cfg, out, _ = study
+    for name in cfg.models:
+        d = out / "runs" / name
+        for f in ("config.yaml", "run.json", "versions.json", "history.csv", "metrics.json", "model.json",
+                  "scores_evaluate.csv"):
+            assert (d / f).exists(), f"{name}: {f} missing"
+        assert json.loads((d / "run.json").read_text())["status"] == "finished"
+        assert "acc/group_s4-s6" in json.loads((d / "metrics.json").read_text())
+    figs = sorted(p.name for p in (out / "figures").iterdir())
+    assert "per_device_accuracy.png" in figs and "confusion_ensemble10.png" in figs
+    assert sum(f.startswith("cam_") for f in figs) == cfg.cam_clips
+
+
+def test_rerun_reuses_finished_runs(study, caplog):
+    cfg, out, tables = study
+    caplog.set_level("INFO")
+    again = two_stage.run_study(cfg, out)
+    assert "finished earlier, reusing" in caplog.text and "training resnet" not in caplog.text
+    assert again["summary"] == tables["summary"]
+
+
+def test_exported_system_matches_keras(study):
+    import tensorflow as tf
+
+    from tf_scenes.export import read_export_metadata, two_stage_system
+    from tf_scenes.model_io import load_run_model
+
+    cfg, out, _ = study
+    export = out / "export" / "two_stage_system"
+    meta, labels = read_export_metadata(export)
+    assert meta["input"]["sample_rate"] == 44100 and labels["broad"] == ["indoor", "outdoor", "transportation"]
+    loaded = tf.saved_model.load(str(export)).signatures["serving_default"]
+    wav = np.random.default_rng(0).normal(0, 0.1, (2, 441000)).astype(np.float32)
+    got = {k: v.numpy() for k, v in loaded(waveform=tf.constant(wav)).items()}
+    m10 = {m: load_run_model(out / "runs" / m)[0] for m in cfg.ensemble10}
+    m3 = {m: load_run_model(out / "runs" / m)[0] for m in cfg.ensemble3}
+    want = two_stage_system(m10, m3)(wav)
+    for k in ("scene", "broad", "fused"):
+        np.testing.assert_allclose(got[k], np.asarray(want[k]), atol=1e-5)
+        np.testing.assert_allclose(got[k].sum(1), 1.0, atol=1e-5)
+    # fused = P10[c] * P3[broad(c)], renormalised
+    from tf_scenes.datasets.tau2020 import BROAD_CLASSES, SCENE_TO_BROAD, SCENES
+
+    p3 = got["broad"][:, [BROAD_CLASSES.index(SCENE_TO_BROAD[s]) for s in SCENES]]
+    fused = got["scene"] * p3
+    np.testing.assert_allclose(got["fused"], fused / fused.sum(1, keepdims=True), atol=1e-5)
+
+
+def test_location_split_holds_out_whole_locations():
+    from tf_scenes.datasets.tau2020 import AscRecord
+
+    recs = []
+    for scene in ("airport", "park"):
+        for loc in range(5):
+            for dev in ("a", "b"):
+                recs.append(AscRecord(Path(f"{scene}{loc}{dev}.wav"), f"audio/{scene}-x-{loc}-0-{dev}.wav", scene, "x",
+                                      str(loc), "0", dev, f"x-{scene}{loc}", f"{scene}-x-{loc}-0", "indoor"))
+    train, val = two_stage.location_split(recs, 0.2, seed=1)
+    assert len(train) + len(val) == len(recs) and val
+    assert not {r.identifier for r in train} & {r.identifier for r in val}
+    assert {r.scene for r in train} == {"airport", "park"}

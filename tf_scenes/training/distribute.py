@@ -1,0 +1,110 @@
+"""Distribution strategies, mixed precision and logical CPU devices for tests.
+
+    strategy = get_strategy("mirrored")          # all local GPUs
+    policy = configure_precision("auto")          # mixed_float16 on GPU, float32 on CPU
+    with strategy.scope():
+        model = build(...); model.compile(...)    # variables are created under the strategy
+
+Batch sizes given to the datasets are GLOBAL batch sizes: a MirroredStrategy over R replicas
+splits each batch into R per-replica batches of ``batch / R`` examples, and Keras averages the
+loss over the global batch, so the update equals the single-device update (checked by
+tests/test_distribute.py).  Caveat: ``BatchNormalization`` normalises each replica's slice with
+that slice's statistics unless it is built with ``synchronized=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu", "one_device")
+PRECISION_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+def get_strategy(name: str = "default", *, devices=None, tpu: str | None = None) -> tf.distribute.Strategy:
+    """Return a ``tf.distribute`` strategy by name.
+
+    - ``"default"``: the default (no-op) strategy of the current context.
+    - ``"mirrored"``: ``MirroredStrategy`` over ``devices`` (default: all local GPUs, else the CPU).
+    - ``"multi_worker"``: ``MultiWorkerMirroredStrategy``; the cluster comes from the ``TF_CONFIG``
+      environment variable (without it, a single local worker).
+    - ``"tpu"``: ``TPUStrategy`` via ``TPUClusterResolver(tpu)`` (``tpu``: name or grpc address;
+      None = the environment's TPU, e.g. on a TPU VM or Colab).
+    - ``"one_device"``: ``OneDeviceStrategy`` on ``devices`` (a device string; default the first GPU,
+      else the CPU).
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown distribution strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "one_device":
+        if devices is None:
+            devices = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+        elif not isinstance(devices, str):
+            raise ConfigError(f"one_device strategy takes one device string, got {devices!r}")
+        return tf.distribute.OneDeviceStrategy(devices)
+    if name == "multi_worker":
+        raw = os.environ.get("TF_CONFIG")
+        if raw:
+            try:
+                cfg = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"TF_CONFIG is not valid JSON: {e}") from e
+            if "cluster" not in cfg or "task" not in cfg:
+                raise ConfigError("TF_CONFIG must have 'cluster' and 'task' entries "
+                                  "(see tf.distribute.MultiWorkerMirroredStrategy)")
+        else:
+            log.warning("TF_CONFIG is not set: MultiWorkerMirroredStrategy runs a single local worker")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    # tpu
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+        raise ConfigError(f"cannot connect to a TPU (tpu={tpu!r}): {e}") from e
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def configure_precision(policy: str = "auto") -> str:
+    """Set Keras' global dtype policy and return its name.
+
+    ``"auto"``: ``mixed_float16`` when a GPU is visible, else ``float32``.  Call before building
+    models.  Under ``mixed_float16`` Keras' ``compile`` wraps the optimizer in a
+    ``LossScaleOptimizer``; keep the model's last activation (softmax/sigmoid) in float32.
+    """
+    import keras
+
+    if policy not in PRECISION_POLICIES:
+        raise ConfigError(f"unknown precision policy {policy!r}; choose one of {', '.join(PRECISION_POLICIES)}")
+    if policy == "auto":
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def split_cpu(n: int) -> list[str]:
+    """Split the first physical CPU into ``n`` logical CPU devices and return their names.
+
+    For testing distribution on a machine without accelerators.  Must run before TensorFlow
+    initialises its devices (before any op runs or any device is listed by ``list_logical_devices``),
+    i.e. at the very start of a fresh process.
+    """
+    if n < 1:
+        raise ConfigError(f"split_cpu needs n >= 1, got {n}")
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError as e:
+        raise ConfigError(f"cannot split the CPU into {n} logical devices: TensorFlow is already "
+                          f"initialised in this process (call split_cpu first, in a fresh process): {e}") from e
+    return [d.name for d in tf.config.list_logical_devices("CPU")]

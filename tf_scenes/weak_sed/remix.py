@@ -1,0 +1,529 @@
+"""Scene + event remix for weakly supervised SED (weak_sed.md "Data"; Deshmukh et al. 2021,
+after Kong et al.'s ``create_mixture_yaml.py`` / ``create_mixed_audio.py``).
+
+Events are FSDKaggle2018's manually verified clips, dealt into ``n_folds`` folds by a seeded
+shuffle.  Each mixture is 10 s of one acoustic scene with 3 events of one fold at 0.5, 3.0 and
+5.5 s, each cut to at most 2.0 s (so they never overlap).  The scene is scaled to RMS 1 and each
+event to RMS ``10 ** (snr / 20)``, the RMS being that of the whole (resampled) source clip; the
+sum is peak-normalised and written as 16-bit mono wav at 32 kHz.
+
+The plan (which scene and which events go in which mixture) depends on the seed and the inputs
+only, never on the SNR: the folders of several SNRs hold the same mixtures at different levels.
+
+Output, one folder per SNR::
+
+    out_dir/snr{S}/audio/{name}.wav
+    out_dir/snr{S}/mixture.yaml     list of {name, fold, scene_file, events: [{event_file, label,
+                                    onset, offset} x 3]}
+    out_dir/snr{S}/manifest.json    parameters + plan hash; written last (its presence = complete)
+
+A folder whose manifest matches the requested build is skipped; one with another manifest is an
+error unless ``overwrite=True``.  Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import AudioError, ConfigError, DataFormatError, OutputDirError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "tf-scenes-remix/1"
+CLIP_SECONDS = 10.0
+ONSETS = (0.5, 3.0, 5.5)
+MAX_EVENT_SECONDS = 2.0
+PAPER_MIXTURES_PER_FOLD = 2000
+SAMPLE_RATE = 32000
+
+
+@dataclass(frozen=True)
+class RemixEvent:
+    """One event of a mixture: FSDKaggle2018 file name (in ``audio_train/``), label, seconds."""
+
+    event_file: str
+    label: str
+    onset: float
+    offset: float
+
+    def to_dict(self) -> dict:
+        return {"event_file": self.event_file, "label": self.label, "onset": self.onset,
+                "offset": self.offset}
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """One planned mixture: name, fold (1-based), scene file (relative to the scenes root)."""
+
+    name: str
+    fold: int
+    scene_file: str
+    events: tuple[RemixEvent, ...]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "fold": self.fold, "scene_file": self.scene_file,
+                "events": [e.to_dict() for e in self.events]}
+
+
+@dataclass(frozen=True)
+class RemixRecord:
+    """One mixture read back by :func:`read_remix`."""
+
+    path: Path
+    name: str
+    fold: int
+    scene_file: str
+    labels: frozenset[str]
+    events: tuple[RemixEvent, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Planning (no audio decoding: headers only)
+# --------------------------------------------------------------------------------------------
+
+def assign_folds(fnames: Sequence[str], n_folds: int = 4, seed: int = 0) -> dict[str, int]:
+    """Seeded shuffle of the (sorted) file names dealt round-robin into folds 1..n_folds."""
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    names = sorted(set(fnames))
+    order = np.random.default_rng([seed, 0]).permutation(len(names))
+    return {names[j]: rank % n_folds + 1 for rank, j in enumerate(order)}
+
+
+def _event_stream(n_events: int, n_needed: int, rng: np.random.Generator, per_mixture: int) -> list[int]:
+    """Indices 0..n_events-1 in shuffled passes (Kong et al.'s ``repeat_array``), long enough for
+    `n_needed`; a pass is redrawn if it would repeat a clip inside the mixture straddling two passes."""
+    stream: list[int] = []
+    while len(stream) < n_needed:
+        straddle = stream[len(stream) - len(stream) % per_mixture:]
+        for _ in range(100):
+            perm = rng.permutation(n_events).tolist()
+            if not set(perm[: per_mixture - len(straddle)]) & set(straddle):
+                break
+        stream.extend(perm)
+    return stream[:n_needed]
+
+
+def plan_remix(events: Sequence[tuple[str, str]], durations: Mapping[str, float] | Callable[[str], float],
+               scene_files: Sequence[str], *, n_folds: int = 4, mixtures_per_fold: int | None = None,
+               seed: int = 0) -> list[Mixture]:
+    """Plan the mixtures.
+
+    Args:
+      events: (file name, label) of the verified event clips.
+      durations: file name -> duration in seconds, a mapping or a function (only the clips
+        drawn are asked for).
+      scene_files: scene clips (relative paths); each mixture takes the next one of a seeded
+        shuffle, reshuffling (with a warning) when there are more mixtures than scenes.
+      n_folds: event folds.
+      mixtures_per_fold: None = the paper's 2,000, capped so that no fold reuses an event clip
+        (``min(2000, smallest fold // 3)``); a number = exactly that many per fold, reusing event
+        clips in fresh shuffled passes (as the reference) when a fold is too small.
+      seed: seeds the folds, the scene order and the event draws (independent streams).
+    """
+    if not events:
+        raise ValueError("no event clips to mix")
+    if not scene_files:
+        raise ValueError("no scene clips to mix into")
+    duration_of = durations if callable(durations) else durations.__getitem__
+    labels = dict(events)
+    folds = assign_folds(list(labels), n_folds, seed)
+    by_fold = {k: sorted(f for f, v in folds.items() if v == k) for k in range(1, n_folds + 1)}
+    per_mix = len(ONSETS)
+    smallest = min(len(v) for v in by_fold.values())
+    if smallest < per_mix:
+        raise ValueError(f"a fold has only {smallest} event clip(s); need at least {per_mix} per fold "
+                         f"({len(labels)} clips in {n_folds} folds)")
+    if mixtures_per_fold is None:
+        per_fold = min(PAPER_MIXTURES_PER_FOLD, smallest // per_mix)
+        if per_fold < PAPER_MIXTURES_PER_FOLD:
+            log.warning("%d mixtures per fold instead of the paper's %d: the smallest fold has %d "
+                        "event clips and none is reused (mixtures_per_fold / --per-fold %d "
+                        "reuses clips like the reference)", per_fold, PAPER_MIXTURES_PER_FOLD, smallest,
+                        PAPER_MIXTURES_PER_FOLD)
+    else:
+        if mixtures_per_fold < 1:
+            raise ValueError(f"mixtures_per_fold must be >= 1, got {mixtures_per_fold}")
+        per_fold = int(mixtures_per_fold)
+    n_total = per_fold * n_folds
+
+    scenes = sorted(scene_files)
+    scene_rng = np.random.default_rng([seed, 1])
+    scene_order: list[int] = []
+    while len(scene_order) < n_total:
+        scene_order.extend(scene_rng.permutation(len(scenes)).tolist())
+    if n_total > len(scenes):
+        log.warning("%d mixtures but only %d scene clips: scenes are reused", n_total, len(scenes))
+
+    width = max(5, len(str(n_total - 1)))
+    mixtures: list[Mixture] = []
+    for fold in range(1, n_folds + 1):
+        pool = by_fold[fold]
+        rng = np.random.default_rng([seed, 2, fold])
+        stream = _event_stream(len(pool), per_fold * per_mix, rng, per_mix)
+        for m in range(per_fold):
+            evs = []
+            for j, onset in enumerate(ONSETS):
+                fname = pool[stream[m * per_mix + j]]
+                length = min(float(duration_of(fname)), MAX_EVENT_SECONDS)
+                evs.append(RemixEvent(fname, labels[fname], onset, round(onset + length, 6)))
+            i = len(mixtures)
+            mixtures.append(Mixture(f"{i:0{width}d}", fold, scenes[scene_order[i]], tuple(evs)))
+    return mixtures
+
+
+def plan_digest(mixtures: Iterable[Mixture]) -> str:
+    """sha256 of the plan (stable JSON), recorded in the manifest."""
+    text = json.dumps([m.to_dict() for m in mixtures], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Mixing
+# --------------------------------------------------------------------------------------------
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _read(path: Path, sr: int) -> np.ndarray:
+    # read_audio(sr=...) would log a warning per resampled file (thousands here); resample quietly.
+    from ..audio import read_audio, resample_audio
+
+    x, file_sr = read_audio(path)
+    return resample_audio(x, file_sr, sr) if file_sr != sr else x
+
+
+def load_sources(mixture: Mixture, events_root, scenes_root, sr: int = SAMPLE_RATE
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Read a mixture's scene (exactly 10 s at `sr`) and its event clips (whole, at `sr`).
+
+    Raises AudioError for a scene shorter than 10 s (10 ms tolerance, zero-padded) or silent
+    sources, whose level cannot be set.
+    """
+    n = int(round(CLIP_SECONDS * sr))
+    scene_path = Path(scenes_root) / mixture.scene_file
+    scene = _read(scene_path, sr)
+    if scene.shape[0] < n - sr // 100:
+        raise AudioError(scene_path, f"scene is {scene.shape[0] / sr:.3f} s, need {CLIP_SECONDS:g} s")
+    scene = np.pad(scene[:n], (0, max(0, n - scene.shape[0])))
+    if rms(scene) == 0:
+        raise AudioError(scene_path, "scene clip is silent (RMS 0): cannot scale it to RMS 1")
+    clips = []
+    for ev in mixture.events:
+        path = Path(events_root) / "audio_train" / ev.event_file
+        x = _read(path, sr)
+        if rms(x) == 0:
+            raise AudioError(path, "event clip is silent (RMS 0): cannot set its SNR")
+        clips.append(x)
+    return scene, clips
+
+
+def mix_components(scene: np.ndarray, clips: Sequence[np.ndarray], mixture: Mixture, snr: float,
+                   sr: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
+    """Place the events in the scene at `snr` dB.
+
+    Returns:
+      scene: (samples,) the scene at RMS 1.
+      events: (n_events, samples) each event alone in its slot, scaled so that the whole source
+        clip has RMS 10 ** (snr / 20), then cut to [onset, offset).
+      mix: scene + events (before peak normalisation).
+      normalised: mix / max|mix| (what is written).
+    """
+    scene = np.asarray(scene, dtype=np.float64)
+    scene = scene / rms(scene)
+    gain = 10.0 ** (snr / 20.0)
+    tracks = np.zeros((len(clips), scene.shape[0]))
+    for k, (clip, ev) in enumerate(zip(clips, mixture.events)):
+        start, stop = int(round(ev.onset * sr)), int(round(ev.offset * sr))
+        stop = min(stop, start + clip.shape[0], scene.shape[0])
+        clip = np.asarray(clip, dtype=np.float64)
+        tracks[k, start:stop] = clip[: stop - start] * (gain / rms(clip))
+    mix = scene + tracks.sum(axis=0)
+    return {"scene": scene, "events": tracks, "mix": mix, "normalised": mix / np.max(np.abs(mix))}
+
+
+def mixture_components(mixture: Mixture, events_root, scenes_root, snr: float,
+                       sr: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
+    """Read the sources of `mixture` and return :func:`mix_components` at `snr`."""
+    scene, clips = load_sources(mixture, events_root, scenes_root, sr)
+    return mix_components(scene, clips, mixture, snr, sr)
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------
+
+def snr_dirname(snr: float) -> str:
+    return f"snr{snr:g}"
+
+
+def list_scenes(scenes_root) -> list[str]:
+    """Scene clips of a TAU-format folder: ``audio/*.wav`` relative to the root, sorted."""
+    audio = Path(scenes_root) / "audio"
+    if not audio.is_dir():
+        raise DataFormatError(audio, "scene audio folder not found",
+                              hint="--scenes must be a TAU-format root holding audio/*.wav")
+    files = sorted(f"audio/{p.name}" for p in audio.glob("*.wav"))
+    if not files:
+        raise DataFormatError(audio, "no .wav files in the scene audio folder")
+    return files
+
+
+def read_events(events_root) -> list[tuple[str, str]]:
+    """(fname, label) of FSDKaggle2018's manually verified clips (train.csv + audio_train/)."""
+    from ..datasets import fsd2018
+
+    return [(r.fname, r.label) for r in fsd2018.load(events_root, verified_only=True, check_files=True)]
+
+
+def _duration_reader(events_root):
+    from ..audio import audio_info
+
+    cache: dict[str, float] = {}
+
+    def duration_of(fname: str) -> float:
+        if fname not in cache:
+            info = audio_info(Path(events_root) / "audio_train" / fname)
+            cache[fname] = info.frames / info.samplerate
+        return cache[fname]
+
+    return duration_of
+
+
+def _dump_yaml(data) -> str:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False)
+
+
+def _manifest(snr, *, seed, n_folds, per_fold, sr, events_root, scenes_root, mixtures) -> dict:
+    return {"format": FORMAT, "snr": float(snr), "seed": int(seed), "n_folds": int(n_folds),
+            "mixtures_per_fold": per_fold, "sample_rate": int(sr), "clip_seconds": CLIP_SECONDS,
+            "onsets": list(ONSETS), "max_event_seconds": MAX_EVENT_SECONDS,
+            "events_root": str(Path(events_root).resolve()),
+            "scenes_root": str(Path(scenes_root).resolve()),
+            "n_mixtures": len(mixtures), "plan_sha256": plan_digest(mixtures)}
+
+
+def _comparable(manifest: dict) -> dict:
+    # The source roots are recorded, not compared: moving the datasets does not change the remix
+    # (the plan hash covers every choice of scene and event).
+    return {k: v for k, v in manifest.items() if k not in ("events_root", "scenes_root")}
+
+
+def _is_built(folder: Path, manifest: dict, mixtures: Sequence[Mixture], overwrite: bool) -> bool:
+    path = folder / "manifest.json"
+    if not path.exists():
+        return False
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        found = None
+    if isinstance(found, dict) and _comparable(found) == _comparable(manifest):
+        missing = [m.name for m in mixtures if not (folder / "audio" / f"{m.name}.wav").is_file()]
+        if not missing and (folder / "mixture.yaml").is_file():
+            return True
+        log.warning("%s: manifest matches but %d audio file(s) are missing: rebuilding", folder, len(missing))
+        return False
+    if overwrite:
+        log.warning("%s: holds another remix; overwriting it", folder)
+        return False
+    diff = sorted(k for k in _comparable(manifest)
+                  if not isinstance(found, dict) or found.get(k) != manifest[k])
+    raise OutputDirError(f"{folder}: already holds a different remix (differs in: {', '.join(diff)}); "
+                         f"choose another output folder or pass overwrite=True (--overwrite)")
+
+
+def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 10, 20), seed: int = 0,
+                mixtures_per_fold: int | None = None, n_folds: int = 4, sr: int = SAMPLE_RATE, *,
+                overwrite: bool = False, progress: bool = True) -> dict[float, Path]:
+    """Build the remix at every SNR (see the module docstring).
+
+    Args:
+      events_root: FSDKaggle2018 root (train.csv, audio_train/).
+      scenes_root: TAU-format scene root (audio/*.wav, any sample rate; resampled to `sr`).
+      out_dir: output root; one ``snr{S}`` folder per SNR.
+      snrs: event-to-scene SNRs in dB (paper: 0, 10, 20).
+      mixtures_per_fold: see :func:`plan_remix` (None: 2,000 capped by the clips available).
+      overwrite: replace SNR folders that hold a different remix (otherwise OutputDirError).
+
+    Returns: {snr: folder}.
+    """
+    from tqdm import tqdm
+
+    from ..audio import write_audio
+    from ..io_utils import atomic_write_json, atomic_write_text, ensure_writable_dir
+
+    snrs = [float(s) for s in snrs]
+    if not snrs:
+        raise ConfigError("give at least one SNR")
+    if not all(math.isfinite(s) for s in snrs):
+        raise ConfigError(f"SNRs must be finite, got {snrs}")
+    if len({snr_dirname(s) for s in snrs}) != len(snrs):
+        raise ConfigError(f"repeated SNR in {snrs}")
+    if n_folds < 2:
+        raise ConfigError(f"n_folds must be >= 2, got {n_folds}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
+    if mixtures_per_fold is not None and mixtures_per_fold < 1:
+        raise ConfigError(f"mixtures per fold must be >= 1, got {mixtures_per_fold}")
+    if sr < 8000:
+        raise ConfigError(f"sample rate {sr} Hz is too low (the paper uses 32000)")
+    out_dir = ensure_writable_dir(out_dir)
+
+    events = read_events(events_root)
+    scenes = list_scenes(scenes_root)
+    try:
+        mixtures = plan_remix(events, _duration_reader(events_root), scenes, n_folds=n_folds,
+                              mixtures_per_fold=mixtures_per_fold, seed=seed)
+    except ValueError as e:
+        raise DataFormatError(Path(events_root) / "train.csv", str(e)) from e
+    per_fold = len(mixtures) // n_folds
+    yaml_text = _dump_yaml([m.to_dict() for m in mixtures])
+
+    folders = {s: out_dir / snr_dirname(s) for s in snrs}
+    manifests = {s: _manifest(s, seed=seed, n_folds=n_folds, per_fold=per_fold, sr=sr,
+                              events_root=events_root, scenes_root=scenes_root, mixtures=mixtures)
+                 for s in snrs}
+    todo = [s for s in snrs if not _is_built(folders[s], manifests[s], mixtures, overwrite)]
+    for s in snrs:
+        if s not in todo:
+            log.info("%s: already built, skipping", folders[s])
+    if not todo:
+        return folders
+    for s in todo:
+        stale = folders[s] / "manifest.json"
+        if stale.exists():
+            stale.unlink()  # an interrupted rebuild must not look complete
+        (folders[s] / "audio").mkdir(parents=True, exist_ok=True)
+
+    for mixture in tqdm(mixtures, desc=f"remix {', '.join(snr_dirname(s) for s in todo)}",
+                        unit="mix", disable=not progress):
+        scene, clips = load_sources(mixture, events_root, scenes_root, sr)
+        for s in todo:
+            parts = mix_components(scene, clips, mixture, s, sr)
+            write_audio(folders[s] / "audio" / f"{mixture.name}.wav", parts["normalised"], sr,
+                        subtype="PCM_16")
+    for s in todo:
+        atomic_write_text(folders[s] / "mixture.yaml", yaml_text)
+        atomic_write_json(folders[s] / "manifest.json", manifests[s])  # last: marks it complete
+        log.info("%s: %d mixtures written", folders[s], len(mixtures))
+    return folders
+
+
+# --------------------------------------------------------------------------------------------
+# Reading back
+# --------------------------------------------------------------------------------------------
+
+def _item_line(text: str, index: int) -> int | None:
+    """1-based line of the `index`-th item of the top-level YAML list (for error messages)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return node.value[index].start_mark.line + 1
+    except Exception:  # the line is a courtesy; never hide the real error
+        return None
+
+
+_EVENT_KEYS = ("event_file", "label", "onset", "offset")
+
+
+def read_remix(folder, *, classes: Sequence[str] | None = None, check_files: bool = True
+               ) -> list[RemixRecord]:
+    """Read one SNR folder of a remix (``mixture.yaml`` + ``audio/``).
+
+    Raises DataFormatError naming mixture.yaml (and the line of the bad entry) for malformed
+    entries, unknown labels (default: FSDKaggle2018's 41 classes), duplicate names, events outside
+    the clip, and (``check_files``) missing audio files.
+    """
+    import yaml
+
+    from ..datasets import fsd2018
+
+    folder = Path(folder)
+    path = folder / "mixture.yaml"
+    classes = tuple(fsd2018.CLASSES if classes is None else classes)
+    if not path.is_file():
+        raise DataFormatError(path, "file not found",
+                              hint="point at one snr folder of a remix built by `tf-scenes remix`")
+    text = path.read_text()
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise DataFormatError(path, f"invalid YAML: {getattr(e, 'problem', e)}",
+                              line=mark.line + 1 if mark else None) from e
+    if not isinstance(data, list) or not data:
+        raise DataFormatError(path, "expected a non-empty list of mixtures")
+
+    def fail(i, problem, hint=None):
+        raise DataFormatError(path, f"mixture {i + 1}: {problem}", line=_item_line(text, i), hint=hint)
+
+    records, seen = [], {}
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            fail(i, f"expected a mapping, found {type(item).__name__}")
+        missing = [k for k in ("name", "fold", "scene_file", "events") if k not in item]
+        if missing:
+            fail(i, f"missing key(s) {', '.join(missing)}")
+        name, fold, events = item["name"], item["fold"], item["events"]
+        if not isinstance(name, str) or not name:
+            fail(i, f"name must be a non-empty string, found {name!r}")
+        if name in seen:
+            fail(i, f"duplicate name {name!r} (first as mixture {seen[name] + 1})")
+        seen[name] = i
+        if not isinstance(fold, int) or isinstance(fold, bool) or fold < 1:
+            fail(i, f"fold must be an integer >= 1, found {fold!r}")
+        if not isinstance(events, list) or not events:
+            fail(i, "events must be a non-empty list")
+        evs = []
+        for ev in events:
+            if not isinstance(ev, dict) or any(k not in ev for k in _EVENT_KEYS):
+                fail(i, f"each event needs event_file, label, onset, offset; found {ev!r}")
+            label = ev["label"]
+            if label not in classes:
+                import difflib
+
+                close = difflib.get_close_matches(str(label), classes, n=1)
+                fail(i, f"unknown label {label!r}", hint=f"did you mean {close[0]!r}?" if close else None)
+            on, off = ev["onset"], ev["offset"]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (on, off)) \
+                    or not 0 <= on < off <= CLIP_SECONDS + 1e-6:
+                fail(i, f"event {ev['event_file']!r}: need 0 <= onset < offset <= {CLIP_SECONDS:g}, "
+                        f"found onset={on!r}, offset={off!r}")
+            evs.append(RemixEvent(str(ev["event_file"]), label, float(on), float(off)))
+        records.append(RemixRecord(folder / "audio" / f"{name}.wav", name, fold, str(item["scene_file"]),
+                                   frozenset(e.label for e in evs), tuple(evs)))
+    if check_files:
+        missing = [r for r in records if not r.path.is_file()]
+        if missing:
+            first = missing[0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataFormatError(path, f"{len(missing)} of {len(records)} mixture audio files are missing: "
+                                  f"{first.path}{more}", line=_item_line(text, seen[first.name]),
+                                  hint="the remix is incomplete; run `tf-scenes remix` again")
+    return records
+
+
+def multi_hot(records: Sequence[RemixRecord], classes: Sequence[str] | None = None) -> np.ndarray:
+    """(n_records, n_classes) float32 weak labels in `classes` order (default FSDKaggle2018's)."""
+    from ..datasets import fsd2018
+
+    classes = tuple(fsd2018.CLASSES if classes is None else classes)
+    index = {c: k for k, c in enumerate(classes)}
+    y = np.zeros((len(records), len(classes)), dtype=np.float32)
+    for i, r in enumerate(records):
+        for label in r.labels:
+            y[i, index[label]] = 1.0
+    return y
