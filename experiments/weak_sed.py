@@ -28,8 +28,10 @@ stopped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -278,21 +280,25 @@ def clip_model(model):
     return keras.Model(model.inputs[0], model.output["clip"], name=f"{model.name}_clip")
 
 
-def predict_clip(model, features, rows, mean, std, batch_size: int) -> np.ndarray:
-    """(len(rows), classes) clip probabilities of the standardised features of `rows`."""
+def predict_clip(model, features, rows, mean, std, batch_size: int, head=None) -> np.ndarray:
+    """(len(rows), classes) clip probabilities of the standardised features of `rows`.
+
+    head: ``clip_model(model)`` made once by the caller (validation every epoch: the predict
+    function is traced once, not once per epoch)."""
     import tensorflow as tf
 
     from pipelines.train_data import make_eval_dataset
     from tf_scenes.weak_sed.training import RowView, standardize
 
-    head = clip_model(model)
+    head = head if head is not None else clip_model(model)
     ds = make_eval_dataset(RowView(features, rows), batch_size=batch_size).map(
         lambda x: standardize(x, mean, std), num_parallel_calls=tf.data.AUTOTUNE)
     return np.asarray(head.predict(ds, verbose=0), np.float64)
 
 
 def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split, mean, std, run_dir: Path):
-    """Train one model run in its resumable run folder; returns (selected model, fit result)."""
+    """Train one model run in its resumable run folder; returns (selected model, its clip head,
+    fit result)."""
     import keras
     import tensorflow as tf
 
@@ -304,6 +310,7 @@ def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split
 
     t = cfg.train
     seed = run_seed(cfg, name, split.eval_fold)
+    keras.backend.clear_session()  # drop the graphs of earlier runs (many runs in one process)
     keras.utils.set_random_seed(seed)
     model = build_weak_sed(model_config(run))
     recon = uses_reconstruction(run)
@@ -319,13 +326,18 @@ def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split
                                 initial_epoch=initial_epoch, steps_per_epoch=steps)
         return ds.map(to_model, num_parallel_calls=tf.data.AUTOTUNE)
 
+    head = clip_model(model)
     val_fn, select = None, "last"
     if len(split.val):
         y_val = data.labels[split.val]
 
         def val_fn(m):
-            probs = predict_clip(m, data.features, split.val, mean, std, t.eval_batch_size)
-            met = clip_metrics(y_val, probs)
+            probs = predict_clip(m, data.features, split.val, mean, std, t.eval_batch_size,
+                                 head=head if m is model else None)
+            # A small validation split lacks many classes: clip_metrics' per-call warnings about
+            # them are expected here (they are logged once for the evaluation fold).
+            with _quiet("tf_scenes.metrics.weak_sed"):
+                met = clip_metrics(y_val, probs)
             return {"val_micro_ap": met["micro_ap"], "val_macro_ap": met["macro_ap"], "val_auc": met["auc"]}
 
         select = t.select
@@ -335,10 +347,24 @@ def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split
         history = (read_checkpoint_state(last) or {}).get("history", []) if last.exists() else []
         callbacks.append(ResumablePlateau(MONITOR, t.lr, factor=t.plateau_factor, patience=t.plateau_patience,
                                           threshold=t.plateau_threshold, history=history))
-    result = fit(model, make_ds, epochs=run.epochs, steps_per_epoch=steps, run_dir=run_dir, val_data=val_fn,
-                 monitor=MONITOR, mode="max", select=select, extra_callbacks=callbacks, verbose=0)
+    with warnings.catch_warnings():
+        if run.model == "2apae" and not recon:  # alpha 0: the decoder is left untrained, as meant
+            warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
+        result = fit(model, make_ds, epochs=run.epochs, steps_per_epoch=steps, run_dir=run_dir, val_data=val_fn,
+                     monitor=MONITOR, mode="max", select=select, extra_callbacks=callbacks, verbose=0)
     write_card(run_dir, run, Path(result["weights"]).relative_to(run_dir), mean, std)
-    return model, result
+    return model, head, result
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str, level: int = logging.ERROR):
+    logger = logging.getLogger(logger_name)
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 def saliency_defaults(run: ModelRun) -> dict:
@@ -403,15 +429,46 @@ def read_scores(path: Path) -> tuple[list[str], np.ndarray]:
 # the study
 
 
+def run_model(name: str, cfg: Config, d: SnrData, sp: Split, mean, std, run_dir: Path, data_label: str) -> dict:
+    """Train (or reuse, when finished earlier with the same config) one model run at one SNR and
+    split, and score the held-out fold; returns {"metrics", "probs", "run_dir"}."""
+    from tf_scenes import runs
+    from tf_scenes.config import to_dict
+    from tf_scenes.datasets.fsd2018 import CLASSES
+    from tf_scenes.metrics.weak_sed import clip_metrics
+
+    run = cfg.models[name]
+    k, s = sp.eval_fold, d.snr
+    run_cfg = {"model_run": to_dict(run), "train": to_dict(cfg.train), "seed": cfg.seed, "data": data_label,
+               "snr": float(s), "eval_fold": k, "plan_sha256": d.plan_sha256, "val_fraction": cfg.data.val_fraction,
+               "fit_mixtures": len(sp.fit), "val_mixtures": len(sp.val)}
+    scores = run_dir / "scores_evaluate.tsv"
+    expected = [d.records[i].name for i in sp.evaluate]
+    if _finished(run_dir, run_cfg):
+        log.info("%s snr %g fold %d: finished earlier, reusing %s", name, s, k, run_dir)
+        names, probs = read_scores(scores)
+        if names != expected:
+            raise ValueError(f"{scores} does not list the evaluation mixtures of fold {k}")
+        return {"metrics": clip_metrics(d.labels[sp.evaluate], probs, CLASSES), "probs": probs, "run_dir": run_dir}
+    log.info("%s snr %g fold %d: training %s (width %g, alpha %g, %d epochs) on %d mixtures", name, s, k,
+             run.model, run.width, run.alpha, run.epochs, len(sp.fit))
+    runs.create_run_dir(run_dir, run_cfg, seed=run_seed(cfg, name, k), name=f"{name}_snr{s:g}_fold{k}")
+    model, head, fitted = train_one(name, run, cfg, d, sp, mean, std, run_dir)
+    probs = predict_clip(model, d.features, sp.evaluate, mean, std, cfg.train.eval_batch_size, head=head)
+    save_scores(scores, d.records, sp.evaluate, probs)
+    probs = read_scores(scores)[1]  # the metrics of the saved scores, as when the run is reused later
+    metrics = clip_metrics(d.labels[sp.evaluate], probs, CLASSES)
+    runs.finish_run(run_dir, {**metrics, "best_epoch": fitted["best_epoch"], "epochs": run.epochs,
+                              "selected_weights": Path(fitted["weights"]).name})
+    return {"metrics": metrics, "probs": probs, "run_dir": run_dir}
+
+
 def run_study(cfg: Config, out: Path) -> dict:
     """Run the whole study; returns the tables as dicts."""
     import json
 
     from tf_scenes import runs
-    from tf_scenes.config import to_dict
-    from tf_scenes.datasets.fsd2018 import CLASSES
     from tf_scenes.io_utils import atomic_write_json, ensure_writable_dir
-    from tf_scenes.metrics.weak_sed import clip_metrics
     from tf_scenes.model_io import load_run_model
     from tf_scenes.training.trainer import set_determinism
 
@@ -452,34 +509,8 @@ def run_study(cfg: Config, out: Path) -> dict:
             mean, std = training_statistics(d.features, sp.fit)
             stats[(s, k)] = (mean, std)
             for name in used:
-                run = cfg.models[name]
-                run_dir = out / "runs" / name / f"snr{s:g}" / f"fold{k}"
-                run_cfg = {"model_run": to_dict(run), "train": to_dict(cfg.train), "seed": cfg.seed,
-                           "data": data_label, "snr": float(s), "eval_fold": k, "plan_sha256": d.plan_sha256,
-                           "val_fraction": cfg.data.val_fraction, "fit_mixtures": len(sp.fit),
-                           "val_mixtures": len(sp.val)}
-                if _finished(run_dir, run_cfg):
-                    log.info("%s snr %g fold %d: finished earlier, reusing %s", name, s, k, run_dir)
-                    names, probs = read_scores(run_dir / "scores_evaluate.tsv")
-                    if names != [d.records[i].name for i in sp.evaluate]:
-                        raise ValueError(f"{run_dir}/scores_evaluate.tsv does not list the evaluation mixtures")
-                else:
-                    log.info("%s snr %g fold %d: training %s (width %g, alpha %g, %d epochs) on %d mixtures",
-                             name, s, k, run.model, run.width, run.alpha, run.epochs, len(sp.fit))
-                    runs.create_run_dir(run_dir, run_cfg, seed=run_seed(cfg, name, k), name=f"{name}_snr{s:g}_fold{k}")
-                    model, fitted = train_one(name, run, cfg, d, sp, mean, std, run_dir)
-                    probs = predict_clip(model, d.features, sp.evaluate, mean, std, cfg.train.eval_batch_size)
-                    save_scores(run_dir / "scores_evaluate.tsv", d.records, sp.evaluate, probs)
-                    # Metrics from the saved scores, as when the run is reused later.
-                    probs = read_scores(run_dir / "scores_evaluate.tsv")[1]
-                    metrics = clip_metrics(d.labels[sp.evaluate], probs, CLASSES)
-                    metrics.update({"best_epoch": fitted["best_epoch"], "epochs": run.epochs,
-                                    "selected": Path(fitted["weights"]).name})
-                    runs.finish_run(run_dir, metrics)
-                    del model
-                metrics = clip_metrics(d.labels[sp.evaluate], probs, CLASSES)
-                results.setdefault(name, {}).setdefault(s, {})[k] = {"metrics": metrics, "probs": probs,
-                                                                     "run_dir": run_dir}
+                results.setdefault(name, {}).setdefault(s, {})[k] = run_model(
+                    name, cfg, d, sp, mean, std, out / "runs" / name / f"snr{s:g}" / f"fold{k}", data_label)
 
     from experiments import weak_sed_report
 

@@ -121,3 +121,69 @@ def test_location_split_holds_out_whole_locations():
     assert len(train) + len(val) == len(recs) and val
     assert not {r.identifier for r in train} & {r.identifier for r in val}
     assert {r.scene for r in train} == {"airport", "park"}
+
+
+# ---- shipping: export / predict / saliency commands on the tiny study's models ----------------
+
+
+def _eval_wav(cfg, device="s4"):
+    from tf_scenes.datasets import tau2020
+
+    recs = tau2020.load(cfg.data.synthetic_dir + "/TAU-urban-acoustic-scenes-2020-mobile-development", "evaluate")
+    return next(r for r in recs if r.device == device)
+
+
+def test_export_predict_and_saliency_commands(study, tmp_path, capsys):
+    import soundfile as sf
+
+    from tf_scenes import cli
+
+    cfg, out, _ = study
+    rec = _eval_wav(cfg)
+    # export one run (FCNN, Grad-CAM model) with a TFLite conversion checked against Keras
+    assert cli.main(["export", str(out / "runs" / "fcnn3"), "--out", str(tmp_path / "fcnn3"), "--tflite"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert max(res["tflite"]["max_abs_diff"].values()) < 1e-3 and Path(res["tflite"]["path"]).exists()
+    # export the whole study (two-stage system) and predict with it, incl. a 48 kHz stereo file
+    assert cli.main(["export", str(out), "--out", str(tmp_path / "system")]) == 0
+    capsys.readouterr()
+    x, sr = sf.read(rec.path)
+    import soxr
+
+    stereo = np.stack([soxr.resample(x, sr, 48000)] * 2, axis=1)
+    sf.write(tmp_path / "stereo48k.wav", stereo, 48000, subtype="PCM_16")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00")
+    code = cli.main(["predict", str(tmp_path / "system"), str(rec.path), str(tmp_path / "stereo48k.wav"),
+                     str(tmp_path / "broken.wav")])
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.strip().splitlines()]
+    assert code == 2 and len(lines) == 2 and "broken.wav" in captured.err
+    for line in lines:
+        assert set(line["outputs"]) == {"scene", "broad", "fused"}
+        assert len(line["outputs"]["fused"]["top"]) == 3
+    # resampled + down-mixed file gives (nearly) the same scores as the original
+    a = dict(lines[0]["outputs"]["scene"]["top"])
+    b = dict(lines[1]["outputs"]["scene"]["top"])
+    top = lines[0]["outputs"]["scene"]["top"][0][0]
+    assert abs(a[top] - b.get(top, 0)) < 0.05
+    # saliency: study folder (3-class and 10-class CAM side by side), run folder, export folder
+    for target, n_panels in ((out, 2), (out / "runs" / "fcnn10", 1), (tmp_path / "system", 2)):
+        fig = tmp_path / f"sal_{n_panels}_{Path(target).name}.png"
+        assert cli.main(["saliency", str(target), str(rec.path), "--out", str(fig), "--class", rec.scene]) == 0
+        info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert fig.stat().st_size > 5000 and len(info["panels"]) == n_panels
+    assert "3-class" in info["panels"][0] and "10-class" in info["panels"][1]
+
+
+def test_saliency_and_predict_reject_bad_input(study, tmp_path, capsys):
+    from tf_scenes import cli
+
+    cfg, out, _ = study
+    rec = _eval_wav(cfg)
+    assert cli.main(["saliency", str(out / "runs" / "fcnn10"), str(rec.path), "--out", str(tmp_path / "x.png"),
+                     "--class", "not_a_scene"]) == 2
+    assert "unknown class 'not_a_scene'" in capsys.readouterr().err
+    assert cli.main(["saliency", str(tmp_path), str(rec.path), "--out", str(tmp_path / "x.png")]) == 2
+    assert "not a model run folder" in capsys.readouterr().err
+    assert cli.main(["predict", str(tmp_path), str(rec.path)]) == 2
+    assert "not a tf-scenes export" in capsys.readouterr().err

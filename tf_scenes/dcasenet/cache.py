@@ -87,10 +87,31 @@ class PaddedClips:
         return self.shape[0]
 
     def __getitem__(self, i):
-        x = np.asarray(self.clips.clip(int(i)))[: self.frames]
-        if len(x) < self.frames:
-            x = np.concatenate([x, np.zeros((self.frames - len(x),) + x.shape[1:], x.dtype)], axis=0)
-        return x
+        x = self.clips.clip(int(i))[: self.frames]
+        out = np.zeros(self.shape[1:], self.dtype)  # always a fresh, writable array (see CopyingView)
+        out[: len(x)] = x
+        return out
+
+
+class CopyingView:
+    """Array-like view of a (memory-mapped) array whose items are fresh writable copies.
+
+    :func:`pipelines.train_data.make_train_dataset` hands ``features[i]`` to TensorFlow through
+    ``tf.numpy_function``; for a read-only memmap that is a view of read-only pages, which
+    TensorFlow may reuse in place as the output buffer of an elementwise op (a crash: SIGSEGV,
+    seen with the per-band re-standardisation of crops).  Copying each example avoids it.
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i):
+        return np.array(self.array[i], copy=True)
 
 
 def _expected_samples(source, sample_rate: int) -> int:

@@ -33,6 +33,8 @@ import tensorflow as tf
 from pipelines import augment as aug
 from pipelines.train_data import make_train_dataset
 
+from .cache import CopyingView
+
 TASKS = ("asc", "tag", "sed")
 STD_FLOOR = 1e-3  # the front-end's (and the code's) floor on the per-band std
 
@@ -146,7 +148,10 @@ def train_dataset(split: TaskSplit, *, batch_size: int, crop_frames: int, seed, 
         fn = _sed_map(crop_frames, crop_frames // label_hop, label_hop)
     else:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-    return make_train_dataset(split.features, labels, batch_size=batch_size, seed=seed, epochs=epochs,
+    features = split.features
+    if isinstance(features, np.ndarray):  # memmaps: hand TensorFlow writable copies (CopyingView)
+        features = CopyingView(features)
+    return make_train_dataset(features, labels, batch_size=batch_size, seed=seed, epochs=epochs,
                               initial_epoch=initial_epoch, extra_map=fn, steps_per_epoch=steps_per_epoch,
                               mixup_alpha=mixup_alpha, mixup_per_example=False,
                               mixup_from_epoch=mixup_from_epoch if mixup_alpha is not None else 0)

@@ -1,0 +1,192 @@
+"""`tf-scenes saliency RUN_OR_EXPORT_DIR AUDIO.wav --out fig.png`: saliency drawn over the spectrogram.
+
+Accepted folders: a model run folder (model.json), a two-stage study folder (study.json: the 3-class
+and 10-class ResNet CAMs side by side, as in the paper's Figures 2-3), or an export folder written
+by `tf-scenes export` (it records the run folders it came from).
+
+Defaults (method, layer, output head) come from the run's model card: CAM from the ResNet's class
+conv, Grad-CAM at a mid conv layer for the FCNNs, DcaseNet per task head (--output scene|tags|frames),
+the weak-SED model's own attention maps beside Grad-CAM, Grad-CAM over time for the raw-waveform model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TFScenesError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dir", type=Path, help="model run folder, two-stage study folder or export folder")
+    parser.add_argument("audio", type=Path, help="audio file")
+    parser.add_argument("--method", choices=("cam", "gradcam"), help="default: the model card's")
+    parser.add_argument("--layer", help="layer name (default: the model card's)")
+    parser.add_argument("--class", dest="class_", help="class name or index (default: the top class)")
+    parser.add_argument("--output", help="output head for multi-output models (e.g. scene, tags, frames, clip)")
+    parser.add_argument("--out", type=Path, required=True, help="figure (.png)")
+
+
+def resolve_runs(path: Path) -> list[Path]:
+    """Run folders to explain: one model, or [3-class, 10-class] for a two-stage study/export."""
+    path = Path(path)
+    if (path / "model.json").exists():
+        return [path]
+    if (path / "study.json").exists() and (path / "runs").is_dir():
+        import yaml
+
+        cfg = yaml.safe_load((path / "config.yaml").read_text())
+        pick = lambda names: next((n for n in names if cfg["models"][n]["arch"] == "resnet"), names[0])  # noqa: E731
+        return [path / "runs" / pick(cfg["ensemble3"]), path / "runs" / pick(cfg["ensemble10"])]
+    meta_file = path / "assets.extra" / "metadata.json"
+    if meta_file.exists():
+        runs = [Path(r) for r in json.loads(meta_file.read_text()).get("runs", [])]
+        missing = [str(r) for r in runs if not (r / "model.json").exists()]
+        if not runs or missing:
+            raise TFScenesError(f"{path}: the export does not point at readable run folders "
+                                f"({', '.join(missing) or 'none recorded'}); pass a run folder instead")
+        if len(runs) == 1:
+            return runs
+        cards = [json.loads((r / "model.json").read_text()) for r in runs]
+        by_classes = {len(next(iter(c["outputs"].values()))): r for c, r in zip(cards, runs)
+                      if c["builder"].endswith("resnet")}
+        if 3 in by_classes and 10 in by_classes:
+            return [by_classes[3], by_classes[10]]
+        return runs[:1]
+    raise TFScenesError(f"{path}: not a model run folder, two-stage study folder or tf-scenes export")
+
+
+def model_input(card: dict, wav: np.ndarray) -> np.ndarray:
+    """Waveform -> the Keras model's input batch (features, standardised / squeezed per the card)."""
+    from .features import extract
+    from .model_io import feature_config_of
+
+    x = extract(feature_config_of(card), wav)  # (frames, mels, ch) or (windows, samples, 1)
+    if card["input"] == "waveform":
+        return x[..., 0] if x.ndim == 3 else x[None, :]
+    norm = card.get("normalization")
+    if norm:
+        x = (x - np.asarray(norm["mean"], np.float32)) / np.maximum(np.asarray(norm["std"], np.float32), 1e-8)
+    if card.get("squeeze_channel"):
+        x = x[..., 0]
+    return x[None]
+
+
+def _class_index(card: dict, output: str | None, class_arg, scores) -> tuple[int, str]:
+    names = card["outputs"].get(output) if output else next(iter(card["outputs"].values()))
+    if class_arg is None:
+        s = np.asarray(scores)
+        s = s.reshape(s.shape[0], -1, s.shape[-1]).max(axis=1)[0]
+        c = int(np.argmax(s))
+    elif str(class_arg).isdigit():
+        c = int(class_arg)
+    else:
+        if not names or class_arg not in names:
+            raise TFScenesError(f"unknown class {class_arg!r}; classes: {', '.join(names or [])}")
+        c = names.index(class_arg)
+    if names and not 0 <= c < len(names):
+        raise TFScenesError(f"class index {c} out of range (0..{len(names) - 1})")
+    return c, (names[c] if names else str(c))
+
+
+def explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=None, output=None):
+    """Saliency of one run on one waveform: (display spectrogram (T, F), [(title, map)], card)."""
+    from . import saliency
+    from .model_io import load_run_model
+
+    model, card = load_run_model(run_dir)
+    defaults = card.get("saliency") or {}
+    method = method or defaults.get("method", "gradcam")
+    layer = layer or defaults.get("layer")
+    outputs = card["outputs"]
+    if isinstance(model.output, dict):
+        output = output or defaults.get("output") or next(iter(outputs))
+    else:
+        output = None
+    if not layer:
+        convs = saliency.layer_names(model)
+        if not convs:
+            raise TFScenesError(f"{run_dir}: no conv layer to explain; pass --layer")
+        layer = convs[-1]
+    x = model_input(card, wav)
+    pred = model(x, training=False)
+    scores = pred[output] if isinstance(pred, dict) else pred
+    c, cname = _class_index(card, output, class_arg, scores)
+    fn = saliency.cam if method == "cam" else saliency.grad_cam
+    if card["input"] == "waveform":  # windows of raw audio: stitch the per-window time maps
+        maps = fn(model, x, layer, class_index=c, output=output)  # (windows, samples)
+        m = _stitch(maps, card, len(wav))
+        spec = _display_spectrogram(wav, card["sample_rate"])
+        frames = spec.shape[0]
+        m = np.interp(np.linspace(0, len(m) - 1, frames), np.arange(len(m)), m)
+        panels = [(f"{method} at {layer}: {cname}", m)]
+    else:
+        m = fn(model, x, layer, class_index=c, output=output)[0]
+        spec = x[0] if x.ndim == 3 else x[0, :, :, 0]
+        panels = [(f"{card['family']} {method} at {layer}" + (f" [{output}]" if output else "") + f": {cname}", m)]
+        if isinstance(pred, dict):  # models with their own attention maps (weak-SED 2APAE)
+            for key in ("freq_attention", "time_attention"):
+                if key in pred:
+                    a = np.asarray(pred[key])[0, c]  # (frames, mels) or (frames,)
+                    a = (a - a.min()) / max(float(a.max() - a.min()), 1e-12)
+                    panels.append((f"model {key.replace('_', ' ')}: {cname}", a))
+    return spec, panels, card
+
+
+def _stitch(maps: np.ndarray, card: dict, n: int) -> np.ndarray:
+    from .model_io import feature_config_of
+
+    fcfg = feature_config_of(card)
+    win = maps.shape[1]
+    hop = int(round(fcfg.hop_seconds * fcfg.sample_rate))
+    acc, cnt = np.zeros(max(n, win)), np.zeros(max(n, win))
+    for i, m in enumerate(maps):
+        s = i * hop
+        e = min(s + win, len(acc))
+        acc[s:e] += m[: e - s]
+        cnt[s:e] += 1
+    return acc / np.maximum(cnt, 1)
+
+
+def _display_spectrogram(wav: np.ndarray, sr: int) -> np.ndarray:
+    """log power spectrogram (frames, bins) for display only."""
+    from scipy.signal import spectrogram
+
+    _, _, s = spectrogram(wav, fs=sr, nperseg=512, noverlap=256)
+    return np.log(s.T + 1e-10)
+
+
+def run(args) -> int:
+    from . import plots
+    from .audio import read_audio
+
+    runs = resolve_runs(args.run_dir)
+    from .model_io import read_model_card
+
+    sr = read_model_card(runs[0])["sample_rate"]
+    wav, _ = read_audio(args.audio, sr=sr, mono=True)
+    spec, panels = None, []
+    for r in runs:
+        class_arg = args.class_
+        if len(runs) > 1 and class_arg and not str(class_arg).isdigit():
+            # two-stage: a scene name selects its broad class in the 3-class model
+            from .datasets.tau2020 import SCENE_TO_BROAD
+
+            n_classes = len(next(iter(read_model_card(r)["outputs"].values())))
+            if n_classes == 3:
+                class_arg = SCENE_TO_BROAD.get(class_arg, class_arg)
+        s, p, card = explain(r, wav, args.method, args.layer, class_arg, args.output)
+        spec = s if spec is None else spec
+        if len(runs) > 1:
+            n_classes = len(next(iter(card["outputs"].values())))
+            p = [(f"{n_classes}-class {t}", m) for t, m in p]
+        panels += p
+    hop = None
+    path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}", hop_seconds=hop)
+    print(json.dumps({"figure": str(path), "runs": [str(r) for r in runs], "panels": [t for t, _ in panels]}))
+    return 0
