@@ -39,8 +39,8 @@ config, so an interrupted study resumes where it stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -122,6 +122,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     steps_per_epoch: Optional[int] = None  # None: one pass over the training windows
     verbose: int = 2  # Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch)
+    tensorboard: bool = True  # TensorBoard logs in each run folder when the package is installed
 
 
 @dataclass(frozen=True)
@@ -604,8 +605,12 @@ def train_run(name: str, mcfg, cfg: Config, train: WindowView, train_labels: dic
             return {f"val_{k}": v for k, v in clip_metrics(scores, split).items()}
 
     select = t.select if val_fn is not None else "last"
-    result = fit(trainer, make_ds, epochs=epochs, steps_per_epoch=steps, run_dir=run_dir, val_data=val_fn,
-                 monitor=f"val_{key}_top1", mode="max", select=select, verbose=t.verbose)
+    with warnings.catch_warnings():
+        if mcfg.prototype_weight == 0:  # the trainer always owns prototypes; unused without the prototype loss
+            warnings.filterwarnings("ignore", message=r"Gradients do not exist for variables \['prototypes")
+        result = fit(trainer, make_ds, epochs=epochs, steps_per_epoch=steps, run_dir=run_dir, val_data=val_fn,
+                     monitor=f"val_{key}_top1", mode="max", select=select, verbose=t.verbose,
+                     tensorboard="auto" if t.tensorboard else False)
     return trainer, backbone, result
 
 
@@ -743,6 +748,7 @@ def run_study(cfg: Config, out: Path) -> dict:
         m = clip_metrics(s, test)
         runs.finish_run(run_dir, {**m, "split": "main_test", "clips": len(test)})
         atomic_save_npy(run_dir / "test_window_embeddings.npy", out_w["embedding"].astype(np.float32))
+        save_scores(run_dir / "test_scores.npz", s, test)
         scores[name], metrics[name], window_emb[name] = s, m, out_w["embedding"]
         models[name] = model
 
@@ -754,8 +760,8 @@ def run_study(cfg: Config, out: Path) -> dict:
             "classes": {"coarse": list(classes.coarse), "fine": list(classes.fine),
                         "transfer": list(classes.transfer)},
             "clips": {k: len(s) for k, s in splits.items()}, "windows_per_clip": int(windows.shape[1]),
-            "selection": (f"{cfg.train.select} epoch by clip-level validation Top-1 on folds "
-                          f"{list(cfg.data.val_folds)}"),
+            "selection": _selection_text(cfg.train.select, cfg.data.val_folds, splits["main_val"]),
+            "transfer_selection": _selection_text(cfg.train.select, cfg.transfer.val_folds, splits["transfer_val"]),
             "augmentation": report.augment_summary(cfg.augment)}
     tables = report.write_all(cfg, out, meta, metrics, window_emb, test, tview, transfer)
     if cfg.figures:
@@ -772,6 +778,23 @@ def run_study(cfg: Config, out: Path) -> dict:
     runs.finish_run(out, summary)
     log.info("done: %s", json.dumps(summary))
     return tables
+
+
+def save_scores(path: Path, scores: dict, split: Split) -> Path:
+    """Clip scores of a split with its labels and files (row order = the split's clips in splits.json)."""
+    from tf_scenes.io_utils import atomic_path
+
+    arrays = {k: np.asarray(v, np.float32) for k, v in scores.items() if k in ("coarse", "fine")}
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays, coarse_labels=split.coarse, fine_labels=split.fine,
+                 files=np.asarray([Path(r.path).name for r in split.records]))
+    return path
+
+
+def _selection_text(select: str, folds, val: Split) -> str:
+    if not len(val) or select == "last":
+        return "last epoch" + ("" if len(val) else " (no validation clips)")
+    return f"best epoch by clip-level validation Top-1 on folds {list(folds)}"
 
 
 def write_splits(ctx: Context, root: Path) -> Path:
@@ -846,6 +869,7 @@ def run_transfer(ctx: Context, base_model) -> dict:
         out_w = predict_windows(model, x_te, bs)
         s = clip_decision(out_w["fine"], vte.clip_ids())[1]
         m = topk_report(te.fine, s, prefix="fine_")
+        save_scores(run_dir / "test_scores.npz", {"fine": s}, te)
         runs.finish_run(run_dir, {**m, "split": "transfer_test", "clips": len(te)})
         res["metrics"][name.replace("transfer_", "")] = m
     return res

@@ -70,6 +70,15 @@ def test_skips_complete_dataset(tiny):
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
 
 
+def test_unknown_kind_or_size(tmp_path):
+    from tf_scenes.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown kind"):
+        generate("speech", tmp_path)
+    with pytest.raises(ConfigError, match="unknown size"):
+        generate_dataset("asc", tmp_path, "huge")
+
+
 def test_refuses_foreign_folder(tmp_path):
     (tmp_path / "meta.csv").write_text("real data\n")
     with pytest.raises(OutputDirError, match="refusing"):

@@ -67,6 +67,15 @@ class ClipFeatures:
         return ClipFeatures(data, offsets, tuple(self.sources[i] for i in idx),
                             tuple(self.channels[i] for i in idx))
 
+    def slice(self, lo: int, hi: int) -> "ClipFeatures":
+        """Examples ``lo .. hi-1`` as a view (no copy of a memory-mapped array)."""
+        lo, hi = max(0, int(lo)), min(len(self), int(hi))
+        if hi < lo:
+            hi = lo
+        offsets = self.offsets[lo:hi + 1]
+        return ClipFeatures(self.data[offsets[0]:offsets[-1]], offsets - offsets[0], self.sources[lo:hi],
+                            self.channels[lo:hi])
+
     def padded(self, frames: int | None = None) -> "PaddedClips":
         return PaddedClips(self, frames)
 

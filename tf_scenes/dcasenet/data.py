@@ -33,7 +33,7 @@ import tensorflow as tf
 from pipelines import augment as aug
 from pipelines.train_data import make_train_dataset
 
-from .cache import CopyingView
+from .cache import ClipFeatures, CopyingView
 
 TASKS = ("asc", "tag", "sed")
 STD_FLOOR = 1e-3  # the front-end's (and the code's) floor on the per-band std
@@ -45,7 +45,8 @@ class TaskSplit:
 
     Attributes:
       task: "asc", "tag" or "sed".
-      features: (N, frames, mels, 1) array-like (ndarray, memmap or PaddedClips).
+      features: (N, frames, mels, 1) array (ASC: ndarray / memmap) or ClipFeatures (TAG, SED:
+        whole clips of their own lengths).
       lengths: (N,) true number of frames of each example (padding beyond it).
       labels: asc (N,) int class indices; tag (N, 80) multi-hot; sed (N, label_frames, 14).
       names: (N,) clip names (sed: the recording of each channel example).
@@ -149,7 +150,9 @@ def train_dataset(split: TaskSplit, *, batch_size: int, crop_frames: int, seed, 
     else:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     features = split.features
-    if isinstance(features, np.ndarray):  # memmaps: hand TensorFlow writable copies (CopyingView)
+    if isinstance(features, ClipFeatures):
+        features = features.padded()  # (N, longest, mels, 1); true lengths go with the labels
+    elif isinstance(features, np.ndarray):  # memmaps: hand TensorFlow writable copies (CopyingView)
         features = CopyingView(features)
     return make_train_dataset(features, labels, batch_size=batch_size, seed=seed, epochs=epochs,
                               initial_epoch=initial_epoch, extra_map=fn, steps_per_epoch=steps_per_epoch,

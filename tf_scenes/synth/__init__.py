@@ -50,18 +50,22 @@ def _module(kind: str):
 def generate_dataset(kind: str, root, size: str = "tiny", seed: int = 0, *, jobs: int = 1,
                      progress: bool = True) -> dict:
     """Write one dataset `kind` directly into folder `root`; returns its manifest."""
+    from ..errors import ConfigError
+
     if kind not in DATASET_KINDS:
-        raise ValueError(f"unknown dataset kind {kind!r}; known: {', '.join(DATASET_KINDS)}")
+        raise ConfigError(f"unknown dataset kind {kind!r}; known: {', '.join(DATASET_KINDS)}")
     if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; known: {', '.join(SIZES)}")
+        raise ConfigError(f"unknown size {size!r}; known: {', '.join(SIZES)}")
     return _module(kind).generate(root, size, seed, jobs=jobs, progress=progress)
 
 
 def generate(kind: str, out, size: str = "tiny", seed: int = 0, *, jobs: int = 1,
              progress: bool = True) -> dict[str, Path]:
     """Write `kind` ("all", "remix" or one dataset) under `out`; returns {kind: folder}."""
+    from ..errors import ConfigError
+
     if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     out = Path(out)
     kinds = {"all": DATASET_KINDS, "remix": ("events", "asc")}.get(kind, (kind,))
     roots = {}
