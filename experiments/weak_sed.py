@@ -72,6 +72,7 @@ class TrainConfig:
     select: Literal["best", "last"] = "best"
     eval_batch_size: int = 16
     steps_per_epoch: Optional[int] = None  # None: ceil(training mixtures / batch_size), one pass
+    run_eagerly: bool = False  # Keras eager steps (no tf.function tracing): for smoke tests of many tiny runs
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,8 @@ def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split
     keras.utils.set_random_seed(seed)
     model = build_weak_sed(model_config(run))
     recon = uses_reconstruction(run)
-    model.compile(optimizer=keras.optimizers.Adam(t.lr), **weak_sed_loss(run.alpha, reconstruction=recon))
+    model.compile(optimizer=keras.optimizers.Adam(t.lr), run_eagerly=t.run_eagerly,
+                  **weak_sed_loss(run.alpha, reconstruction=recon))
 
     steps = t.steps_per_epoch or max(1, -(-len(split.fit) // t.batch_size))
     train_x = RowView(data.features, split.fit)

@@ -73,7 +73,8 @@ def channel_average(frame_probs: np.ndarray, groups) -> tuple[np.ndarray, np.nda
     return np.stack([frame_probs[groups == g].mean(axis=0) for g in ids]), np.asarray(ids)
 
 
-def _runner(model, n_mels: int):
+def make_runner(model, n_mels: int = 128):
+    """A traced-once inference function ``x (batch, frames, mels, 1) -> model outputs`` (any length)."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, n_mels, 1], tf.float32)], reduce_retracing=True)
@@ -83,12 +84,21 @@ def _runner(model, n_mels: int):
     return run
 
 
+def _as_runner(model, n_mels: int):
+    import keras
+
+    return make_runner(model, n_mels) if isinstance(model, keras.Model) else model
+
+
 def predict_asc(model, features, crop: int, batch_size: int = 32) -> np.ndarray:
-    """(clips, classes) mean softmax of the 3 evaluation crops; ``model`` outputs {"scene": logits}."""
+    """(clips, classes) mean softmax of the 3 evaluation crops.
+
+    ``model``: a Keras model or :func:`make_runner` function whose output has ``"scene"`` logits.
+    """
     from .data import restandardise_np
 
     n = int(features.shape[0])
-    run = _runner(model, int(features.shape[2]))
+    run = _as_runner(model, int(features.shape[2]))
     offsets = asc_crop_offsets(int(features.shape[1]), crop)
     out = []
     for lo in range(0, n, batch_size):
@@ -104,7 +114,7 @@ def predict_asc(model, features, crop: int, batch_size: int = 32) -> np.ndarray:
 def predict_tag(model, clips, batch_size: int = 32) -> np.ndarray:
     """(clips, 80) sigmoid scores of whole clips (ClipFeatures), equal lengths batched together."""
     n = len(clips)
-    run = _runner(model, int(clips.data.shape[1]))
+    run = _as_runner(model, int(clips.data.shape[1]))
     tiled = [tile_min_frames(np.asarray(clips.clip(i), np.float32)) for i in range(n)]
     out = [None] * n
     by_len: dict[int, list[int]] = {}
@@ -122,7 +132,7 @@ def predict_tag(model, clips, batch_size: int = 32) -> np.ndarray:
 def predict_sed(model, clips, groups, batch_size: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Channel-averaged activity (recordings, frames, 14) of whole recordings, and recording ids."""
     n = len(clips)
-    run = _runner(model, int(clips.data.shape[1]))
+    run = _as_runner(model, int(clips.data.shape[1]))
     probs = []
     lengths = clips.lengths
     for lo in range(0, n, batch_size):
