@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -90,6 +91,7 @@ class TrainConfig:
     select: Literal["last", "best"] = "last"  # "best": best val_score epoch on the validation split
     eval_batch_size: int = 16
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    run_eagerly: bool = False            # no tf.function tracing (cheaper for a handful of steps: smoke tests)
 
     def __post_init__(self):
         from tf_scenes.errors import ConfigError
@@ -405,7 +407,7 @@ def validation_fn(trainer, data: dict, train: TrainConfig):
     tasks = [t for t in trainer.tasks if data[t].val is not None]
     if not tasks:
         return None
-    runners = {t: make_runner(trainer.task_models[t]) for t in tasks}
+    runners = {t: make_runner(trainer.task_models[t], eager=train.run_eagerly) for t in tasks}
 
     def fn(_model):
         out, parts = {}, []
@@ -464,6 +466,7 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
     from tf_scenes.training.trainer import fit, load_model_weights, set_determinism
 
     t = spec.train
+    t_start, c_start = time.monotonic(), time.process_time()
     runs.create_run_dir(run_dir, spec, seed=spec.seed, name=spec.name)
     configure_precision(t.precision)
     set_determinism(spec.seed)
@@ -475,7 +478,8 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
         load_model_weights(trainer.net, init_weights)
     schedule = CosineWarmRestarts(max_lr=t.lr, min_lr=t.lr_min, first_cycle_epochs=t.restart_epochs,
                                   steps_per_epoch=t.steps_per_epoch, t_mul=t.t_mul)
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-8))  # PyTorch's eps
+    trainer.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-8),  # PyTorch's eps
+                    run_eagerly=t.run_eagerly)
 
     crops, hop = crop_frames(t), label_hop_frames()
     from tf_scenes.datasets import tau2020
@@ -492,6 +496,7 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
 
     val_fn = validation_fn(trainer, data, t)
     select = t.select if val_fn is not None else "last"
+    t_fit, c_fit = time.monotonic(), time.process_time()
     result = fit(trainer, make_ds, epochs=t.epochs, steps_per_epoch=t.steps_per_epoch, run_dir=run_dir,
                  val_data=val_fn, monitor="val_score", mode="max", select=select, verbose=0)
     weights = run_dir / "checkpoints" / "selected.weights.h5"
@@ -502,11 +507,21 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
     metrics = {"run": spec.name, "version": spec.version, "tasks": list(spec.tasks), "mixup": spec.mixup,
                "init_from": spec.init_from, "selected_epoch": result["best_epoch"] if select == "best"
                else result["last_epoch"], "select": select}
+    t_eval, c_eval = time.monotonic(), time.process_time()
     for task in spec.tasks:
-        m, preds = evaluate_split(task, make_runner(trainer.task_models[task]), data[task].test, t)
+        m, preds = evaluate_split(task, make_runner(trainer.task_models[task], eager=t.run_eagerly),
+                                    data[task].test, t)
         metrics.update(m)
         np.savez_compressed(run_dir / f"predictions_{task}.npz", **{k: np.asarray(v) for k, v in preds.items()})
     metrics["params"] = _count(trainer.net)
+    t_end, c_end = time.monotonic(), time.process_time()
+    # Wall-clock and process CPU seconds (all threads) of each phase, for run-time estimates.
+    metrics["seconds"] = {"setup": round(t_fit - t_start, 2), "fit": round(t_eval - t_fit, 2),
+                          "evaluate": round(t_end - t_eval, 2)}
+    metrics["cpu_seconds"] = {"setup": round(c_fit - c_start, 2), "fit": round(c_eval - c_fit, 2),
+                              "evaluate": round(c_end - c_eval, 2)}
+    log.info("%s: setup %.1f s, training %.1f s, evaluation %.1f s (CPU %.1f / %.1f / %.1f s)", spec.name,
+             *metrics["seconds"].values(), *metrics["cpu_seconds"].values())
     runs.finish_run(run_dir, metrics)
     keras.backend.clear_session()
     return metrics

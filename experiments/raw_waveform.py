@@ -507,8 +507,19 @@ def run_seed(cfg: Config, name: str) -> int:
 
 
 def predict_windows(model, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    out = model.predict(x, batch_size=batch_size, verbose=0)
-    return {k: np.asarray(v) for k, v in out.items()}
+    """model.predict on (n, samples) windows in batches of exactly `batch_size`: the last partial
+    batch is zero-padded (and its padding dropped), so every call of a model reuses one trace."""
+    n = len(x)
+    full = n - n % batch_size
+    parts = []
+    if full:
+        parts.append(model.predict(x[:full], batch_size=batch_size, verbose=0))
+    if n > full:
+        rest = np.zeros((batch_size, *x.shape[1:]), np.float32)
+        rest[: n - full] = x[full:]
+        parts.append({k: np.asarray(v)[: n - full] for k, v in
+                      model.predict(rest, batch_size=batch_size, verbose=0).items()})
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
 
 
 def clip_scores(out: dict, view: WindowView, classes: Classes, heads: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -581,6 +592,9 @@ def train_run(name: str, mcfg, cfg: Config, train: WindowView, train_labels: dic
         copied = copy_matching_weights(init_from, backbone)
         log.info("%s: initialised %d layers from the base model", name, len(copied))
     trainer = attach_hierarchical_losses(backbone, mcfg, optimizer=keras.optimizers.Adam(lr))
+    # A fresh trainer is not "built" until first called; Keras refuses to load the resume checkpoint
+    # into an unbuilt model (its backbone is built and its prototypes exist: build() only marks it).
+    trainer.build((None, mcfg.window_samples))
     steps = t.steps_per_epoch or epoch_steps(len(train), t.batch_size)
     if steps < 1:
         from tf_scenes.errors import ConfigError

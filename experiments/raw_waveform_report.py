@@ -83,6 +83,10 @@ def _acc_row(key: str, label: str, metrics: dict, table: str, note: str = "") ->
     return row
 
 
+def _sig(v, digits: int = 6):
+    return None if v is None else float(f"{float(v):.{digits}g}")
+
+
 def cluster_row(key: str, label: str, emb: np.ndarray, coarse: np.ndarray, fine: np.ndarray) -> dict:
     """Table VII row: intra / inter / inter-over-intra at coarse and fine level (None when undefined)."""
     from tf_scenes.metrics.clustering import inter_cluster_centroid_distance, intra_cluster_distance
@@ -97,9 +101,9 @@ def cluster_row(key: str, label: str, emb: np.ndarray, coarse: np.ndarray, fine:
             inter = inter_cluster_centroid_distance(emb, labels)
         except ValueError:
             inter = None
-        row[f"{level}_intra"] = None if intra is None else round(intra, 4)
-        row[f"{level}_inter"] = None if inter is None else round(inter, 4)
-        row[f"{level}_ratio"] = round(inter / intra, 4) if intra and inter is not None else None
+        row[f"{level}_intra"] = _sig(intra)
+        row[f"{level}_inter"] = _sig(inter)
+        row[f"{level}_ratio"] = _sig(inter / intra) if intra and inter is not None else None
     row["paper"] = None
     row["note"] = ""
     return row

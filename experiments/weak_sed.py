@@ -284,17 +284,30 @@ def clip_model(model):
 def predict_clip(model, features, rows, mean, std, batch_size: int, head=None) -> np.ndarray:
     """(len(rows), classes) clip probabilities of the standardised features of `rows`.
 
-    head: ``clip_model(model)`` made once by the caller (validation every epoch: the predict
-    function is traced once, not once per epoch)."""
-    import tensorflow as tf
-
-    from pipelines.train_data import make_eval_dataset
-    from tf_scenes.weak_sed.training import RowView, standardize
+    head: ``clip_model(model)`` made once by the caller.  Batches are read from the (memory-mapped)
+    features, standardised with numpy and run through the head directly: no tf.data pipeline or
+    predict function is traced per call (validation runs every epoch)."""
+    from tf_scenes.weak_sed.training import RowView, standardize_array
 
     head = head if head is not None else clip_model(model)
-    ds = make_eval_dataset(RowView(features, rows), batch_size=batch_size).map(
-        lambda x: standardize(x, mean, std), num_parallel_calls=tf.data.AUTOTUNE)
-    return np.asarray(head.predict(ds, verbose=0), np.float64)
+    view = RowView(features, rows)
+    out = []
+    for lo in range(0, len(view), batch_size):
+        x = standardize_array(view[lo:lo + batch_size], mean, std)  # (b, frames, mels)
+        out.append(np.asarray(head(x, training=False), np.float64))
+    return np.concatenate(out, axis=0) if out else np.zeros((0, model.output["clip"].shape[-1]))
+
+
+def compile_model(model, run: ModelRun, train: TrainConfig):
+    """Adam(lr) and the paper's loss BCE(clip) + alpha * MSE(reconstruction, standardised input)
+    (weak_sed.md "Training"); the baselines and alpha = 0 have the BCE term only."""
+    import keras
+
+    from tf_scenes.models.weak_sed import weak_sed_loss
+
+    model.compile(optimizer=keras.optimizers.Adam(train.lr), run_eagerly=train.run_eagerly,
+                  **weak_sed_loss(run.alpha, reconstruction=uses_reconstruction(run)))
+    return model
 
 
 def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split, mean, std, run_dir: Path):
@@ -305,18 +318,16 @@ def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split
 
     from pipelines.train_data import make_train_dataset
     from tf_scenes.metrics.weak_sed import clip_metrics
-    from tf_scenes.models.weak_sed import build_weak_sed, weak_sed_loss
-    from tf_scenes.training.trainer import LAST, CHECKPOINT_DIR, fit, read_checkpoint_state
+    from tf_scenes.models.weak_sed import build_weak_sed
+    from tf_scenes.training.trainer import CHECKPOINT_DIR, LAST, fit, read_checkpoint_state
     from tf_scenes.weak_sed.training import ResumablePlateau, RowView, inputs_and_targets
 
     t = cfg.train
     seed = run_seed(cfg, name, split.eval_fold)
     keras.backend.clear_session()  # drop the graphs of earlier runs (many runs in one process)
     keras.utils.set_random_seed(seed)
-    model = build_weak_sed(model_config(run))
+    model = compile_model(build_weak_sed(model_config(run)), run, t)
     recon = uses_reconstruction(run)
-    model.compile(optimizer=keras.optimizers.Adam(t.lr), run_eagerly=t.run_eagerly,
-                  **weak_sed_loss(run.alpha, reconstruction=recon))
 
     steps = t.steps_per_epoch or max(1, -(-len(split.fit) // t.batch_size))
     train_x = RowView(data.features, split.fit)

@@ -164,12 +164,12 @@ def figure2(cfg, out: Path, model, data, split, mean, std, meta: dict) -> list[P
     from tf_scenes.datasets.fsd2018 import CLASSES
     from tf_scenes.weak_sed.figures import FIGURE2_OUTPUTS
     from tf_scenes.weak_sed.figures import figure2 as draw
-    from tf_scenes.weak_sed.training import standardize
+    from tf_scenes.weak_sed.training import standardize_array
 
     rows = pick_figure_clips(split, cfg.figure_clips, cfg.seed)
     if not rows:
         return []
-    x = standardize(np.asarray(data.features[rows]), mean, std).numpy()  # (n, 311, 64)
+    x = standardize_array(data.features[rows], mean, std)  # (n, 311, 64)
     outs = model(x, training=False)
     outs = {k: np.asarray(outs[k]) for k in FIGURE2_OUTPUTS}
     tag = "SYNTHETIC data" if meta["synthetic"] else "real data"

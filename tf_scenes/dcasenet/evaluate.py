@@ -73,9 +73,13 @@ def channel_average(frame_probs: np.ndarray, groups) -> tuple[np.ndarray, np.nda
     return np.stack([frame_probs[groups == g].mean(axis=0) for g in ids]), np.asarray(ids)
 
 
-def make_runner(model, n_mels: int = 128):
-    """A traced-once inference function ``x (batch, frames, mels, 1) -> model outputs`` (any length)."""
+def make_runner(model, n_mels: int = 128, eager: bool = False):
+    """A traced-once inference function ``x (batch, frames, mels, 1) -> model outputs`` (any length);
+    ``eager=True`` calls the model eagerly instead (no tracing: cheaper for a few calls)."""
     import tensorflow as tf
+
+    if eager:
+        return lambda x: model(tf.convert_to_tensor(x, tf.float32), training=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, n_mels, 1], tf.float32)], reduce_retracing=True)
     def run(x):

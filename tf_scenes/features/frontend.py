@@ -24,6 +24,37 @@ def mel_matrix(cfg: FeatureConfig) -> np.ndarray:
     return np.ascontiguousarray(fb.T, dtype=np.float32)
 
 
+# Each FFT bin lies in at most two mel triangles, so the mel matrix is > 95 % zeros: the
+# (frames, bins) @ (bins, mels) product is computed per group of consecutive mel bands over only
+# the bins that group covers (the same non-zero products summed; ~8x fewer multiplications).
+MEL_GROUPS = 8
+
+
+def mel_blocks(cfg: FeatureConfig, groups: int = MEL_GROUPS) -> list[tuple[int, int, np.ndarray]]:
+    """The mel matrix of `cfg` cut into `groups` bands of consecutive mels.
+
+    Returns [(first_bin, end_bin, weights)], weights of shape (end_bin - first_bin, mels in the
+    group) float32: the rows of :func:`mel_matrix` outside first_bin..end_bin-1 are all zero for
+    those mels. Concatenating ``spec[..., first:end] @ weights`` over the groups gives
+    ``spec @ mel_matrix(cfg)``.
+    """
+    m = mel_matrix(cfg)
+    n_mels = m.shape[1]
+    edges = np.linspace(0, n_mels, min(groups, n_mels) + 1).round().astype(int)
+    blocks = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        rows = np.flatnonzero(np.any(m[:, a:b] != 0, axis=1))
+        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+        blocks.append((lo, hi, np.ascontiguousarray(m[lo:hi, a:b])))
+    return blocks
+
+
+def mel_spectrogram(cfg: FeatureConfig, spec: tf.Tensor) -> tf.Tensor:
+    """(batch, frames, n_fft // 2 + 1) -> (batch, frames, n_mels): ``spec @ mel_matrix(cfg)``."""
+    parts = [tf.matmul(spec[..., lo:hi], tf.constant(w)) for lo, hi, w in mel_blocks(cfg)]
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)  # (batch, frames, n_mels)
+
+
 def fix_length(x: tf.Tensor, num_samples: int) -> tf.Tensor:
     """Trim (keep the first `num_samples`) or zero-pad at the end along the last axis."""
     x = x[..., :num_samples]
@@ -141,7 +172,7 @@ def tf_features(cfg, waveform) -> tf.Tensor:
         out = _raw_windows(cfg, x)
     else:
         s = stft_spectrogram(cfg, x)  # (batch, frames, n_freq)
-        s = tf.matmul(s, tf.constant(mel_matrix(cfg)))  # (batch, frames, n_mels)
+        s = mel_spectrogram(cfg, s)  # (batch, frames, n_mels)
         s = _scale(cfg, _log(cfg, s))
         if cfg.deltas:
             d1 = deltas(s, cfg.delta_width, cfg.delta_padding)

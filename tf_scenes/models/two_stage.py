@@ -63,6 +63,9 @@ class TwoStageModelConfig:
     input_frames: fixed time length, or None for a fully convolutional model (any length).
     dropout: None = the reference value (ResNet none, FCNN 0.3, fsFCNN 0.5).
     weight_decay: L2 factor on conv kernels; None = the reference value (ResNet 1e-3, FCNNs 0).
+    bn_momentum: moving-statistics momentum of every BatchNormalization (0.99: the reference's
+      Keras default). Short runs (a few hundred steps) need a lower value (e.g. 0.9) or the
+      moving statistics used at inference still lag the trained weights.
     """
 
     arch: Literal["resnet", "fcnn", "fsfcnn"] = "resnet"
@@ -73,6 +76,7 @@ class TwoStageModelConfig:
     input_frames: int | None = None
     dropout: float | None = None
     weight_decay: float | None = None
+    bn_momentum: float = 0.99
 
     def __post_init__(self):
         if self.arch not in _ARCH_DEFAULTS:
@@ -124,8 +128,8 @@ def _conv(x, filters, kernel, name, cfg, strides=1, padding="same"):
                          name=name)(x)
 
 
-def _bn(x, name, affine=True):
-    return layers.BatchNormalization(center=affine, scale=affine, name=name)(x)
+def _bn(x, name, cfg, affine=True):
+    return layers.BatchNormalization(momentum=cfg.bn_momentum, center=affine, scale=affine, name=name)(x)
 
 
 def _inputs(cfg: TwoStageModelConfig):
@@ -171,7 +175,7 @@ class ZeroChannelPad(layers.Layer):
 
 def preact_unit(x, filters, name, cfg, kernel=3, strides=1, affine=False, relu=True):
     """Pre-activation unit: BN -> (ReLU) -> conv, no bias."""
-    x = _bn(x, f"{name}_bn", affine=affine)
+    x = _bn(x, f"{name}_bn", cfg, affine=affine)
     if relu:
         x = layers.ReLU(name=f"{name}_relu")(x)
     return _conv(x, filters, kernel, f"{name}_conv", cfg, strides=strides)
@@ -218,7 +222,7 @@ def build_resnet(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     x = layers.Concatenate(axis=2, name="freq_concat")([low, high])  # (b, t / 16, freq, 8 * base)
     x = preact_unit(x, 32 * base, "head", cfg, kernel=1)
     x = preact_unit(x, cfg.num_classes, "class", cfg, kernel=1, relu=False)  # -> CLASS_CONV
-    x = _bn(x, CLASS_MAP, affine=False)  # (b, t / 16, freq, classes)
+    x = _bn(x, CLASS_MAP, cfg, affine=False)  # (b, t / 16, freq, classes)
     x = layers.GlobalAveragePooling2D(name="gap")(x)  # (b, classes)
     outputs = layers.Activation("softmax", name=OUTPUT)(x)
     return keras.Model(inputs, outputs, name=f"two_stage_resnet_{cfg.num_classes}class")
@@ -231,7 +235,7 @@ def build_resnet(cfg: TwoStageModelConfig | None = None) -> keras.Model:
 def conv_bn_relu(x, filters, name, cfg, kernel=3, strides=1, padding="same"):
     """Conv (no bias) -> BN -> ReLU, named {name}_conv/_bn/_relu."""
     x = _conv(x, filters, kernel, name, cfg, strides=strides, padding=padding)
-    x = _bn(x, f"{name}_bn")
+    x = _bn(x, f"{name}_bn", cfg)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -250,9 +254,9 @@ def channel_attention(x, name, ratio=2):
 def fcnn_head(x, cfg):
     """1x1 conv to classes -> BN(no affine) -> ReLU -> BN(no affine) -> channel attention -> GAP."""
     x = _conv(x, cfg.num_classes, 1, CLASS_CONV, cfg)
-    x = _bn(x, "class_bn", affine=False)
+    x = _bn(x, "class_bn", cfg, affine=False)
     x = layers.ReLU(name="class_relu")(x)
-    x = _bn(x, "class_bn2", affine=False)
+    x = _bn(x, "class_bn2", cfg, affine=False)
     x = channel_attention(x, "attention", ratio=2)
     x = layers.GlobalAveragePooling2D(name="gap")(x)  # (b, classes)
     return layers.Activation("softmax", name=OUTPUT)(x)
@@ -269,7 +273,7 @@ def build_fcnn(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     cfg = _check_arch(cfg, "fcnn")
     w1, w2, w3 = (_scaled(n * cfg.channels, cfg.width) for n in _FCNN_WIDTHS)
     inputs = _inputs(cfg)
-    x = _bn(inputs, "input_bn")
+    x = _bn(inputs, "input_bn", cfg)
     x = layers.ZeroPadding2D(2, name="block1_pad")(x)
     x = conv_bn_relu(x, w1, "block1_conv1", cfg, kernel=5, strides=2, padding="valid")
     x = conv_bn_relu(x, w1, "block1_conv2", cfg)
@@ -293,7 +297,7 @@ def build_fsfcnn(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     cfg = _check_arch(cfg, "fsfcnn")
     w1, w2, w3, w4 = (_scaled(n, cfg.width) for n in _FSFCNN_WIDTHS)
     inputs = _inputs(cfg)
-    x = _bn(inputs, "input_bn")
+    x = _bn(inputs, "input_bn", cfg)
     x = conv_bn_relu(x, w1, "block1_conv1", cfg, kernel=5, strides=(2, 1))
     x = conv_bn_relu(x, w1, "block1_conv2", cfg)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)  # (b, t / 4, f / 2, w1)

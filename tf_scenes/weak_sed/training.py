@@ -2,8 +2,9 @@
 "Features" and "Training").
 
 * :class:`RowView`: the rows of a (memory-mapped) feature array that form a split, without copying.
-* :func:`standardize`: per-band z-score with training statistics, dropping the channel axis:
-  ``(..., frames, mels, 1) -> (..., frames, mels)``, the models' input.
+* :func:`standardize` (TensorFlow) / :func:`standardize_array` (numpy): per-band z-score with
+  training statistics, dropping the channel axis: ``(..., frames, mels, 1) -> (..., frames, mels)``,
+  the models' input.
 * :func:`inputs_and_targets`: ``(x, y) -> (x_std, {"clip": y, "reconstruction": x_std})``, the
   targets of ``weak_sed_loss`` (the reconstruction target is the standardised input).
 * :func:`plateau_replay` / :class:`ResumablePlateau`: ReduceLROnPlateau with PyTorch's semantics
@@ -85,6 +86,14 @@ def standardize(x, mean, std, std_floor: float = 1e-8):
     std = tf.constant(np.maximum(np.asarray(std, np.float32), std_floor))
     z = (tf.cast(x, tf.float32) - mean) / std  # (..., frames, mels, 1)
     return tf.squeeze(z, axis=-1)  # (..., frames, mels)
+
+
+def standardize_array(x, mean, std, std_floor: float = 1e-8) -> np.ndarray:
+    """numpy twin of :func:`standardize` (the same float32 operations, the same values)."""
+    mean = np.asarray(mean, np.float32)
+    std = np.maximum(np.asarray(std, np.float32), np.float32(std_floor))
+    z = (np.asarray(x, np.float32) - mean) / std  # (..., frames, mels, 1)
+    return z[..., 0]  # (..., frames, mels)
 
 
 def inputs_and_targets(mean, std, reconstruction: bool):

@@ -1,0 +1,349 @@
+"""Weak-SED study (experiments/weak_sed.py): the whole study on the tiny profile, the fold
+protocol, standardisation with training statistics only, the loss, the plateau schedule across a
+resume, and the exported SavedModel."""
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import weak_sed as ws
+from tf_scenes.config import load_config
+from tf_scenes.errors import ConfigError
+from tf_scenes.weak_sed import tables
+from tf_scenes.weak_sed.training import (PlateauState, ResumablePlateau, RowView, plateau_replay, plateau_step,
+                                         standardize, standardize_array)
+
+CONFIGS = Path(ws.__file__).resolve().parent / "configs"
+SNRS = (20.0, 10.0, 0.0)
+TABLE1 = ("gap", "gmp", "gwrp", "dilated_attention", "2apae")
+# weak_sed.md, "Metrics and paper numbers"
+PAPER_T1 = {20.0: (0.7829, 0.7645, 0.9390), 10.0: (0.7603, 0.7486, 0.9343), 0.0: (0.6986, 0.6892, 0.9177)}
+PAPER_T2 = {0.0: (0.7772, 0.7430, 0.6937), 0.001: (0.7829, 0.7603, 0.6986), 0.1: (0.7637, 0.7428, 0.6792)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole study on the tiny profile
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    from tf_scenes.synth import generate
+
+    root = tmp_path_factory.mktemp("weak_sed_data")
+    generate("remix", root, size="tiny", seed=0, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def study(tiny_data, tmp_path_factory):
+    """`tf-scenes reproduce weak_sed --profile tiny` into a temporary folder."""
+    from experiments import reproduce
+
+    base = tmp_path_factory.mktemp("weak_sed_study")
+    parser = argparse.ArgumentParser()
+    reproduce.add_arguments(parser)
+    args = parser.parse_args(["weak_sed", "--profile", "tiny", "--out", str(base / "results"),
+                              "--set", f"data.synthetic_dir={tiny_data}", "--set", f"data.cache_dir={base / 'cache'}"])
+    assert reproduce.run(args) == 0
+    cfg = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml",
+                      [f"data.synthetic_dir={tiny_data}", f"data.cache_dir={base / 'cache'}"])
+    return base / "results", cfg
+
+
+def test_tables_have_every_row_and_the_papers_numbers(study):
+    out, _ = study
+    t1 = json.loads((out / "table1.json").read_text())
+    assert t1["profile"] == "tiny" and t1["synthetic"] is True
+    assert [(r["key"], r["snr"]) for r in t1["rows"]] == [(m, s) for m in TABLE1 for s in SNRS]
+    for r in t1["rows"]:
+        for m in ("micro_ap", "macro_ap", "auc"):
+            assert 0.0 <= r["ours"][m] <= 1.0
+        assert set(r["folds"]) == {"4"}
+        if r["key"] == "2apae":
+            assert r["paper"] == dict(zip(("micro_ap", "macro_ap", "auc"), PAPER_T1[r["snr"]]))
+        else:  # the spec has no baseline numbers: empty, and said so
+            assert r["paper"] is None and "no paper numbers" in r["note"]
+    t2 = json.loads((out / "table2.json").read_text())
+    assert [r["alpha"] for r in t2["rows"]] == [0.0, 0.001, 0.1]
+    for r in t2["rows"]:
+        assert r["paper"] == dict(zip(("20", "10", "0"), PAPER_T2[r["alpha"]]))
+        assert set(r["ours"]) == {"20", "10", "0"} and all(0 <= v <= 1 for v in r["ours"].values())
+    # Table 2's alpha 0.001 row is Table 1's 2APAE run.
+    apae = {r["snr"]: r["ours"]["micro_ap"] for r in t1["rows"] if r["key"] == "2apae"}
+    assert t2["rows"][1]["ours"] == {tables.snr_key(s): v for s, v in apae.items()}
+    md1, md2 = (out / "table1.md").read_text(), (out / "table2.md").read_text()
+    for md in (md1, md2):
+        assert "SYNTHETIC data" in md and "profile: tiny" in md
+    assert "| 2APAE (alpha 0.001) | 20 |" in md1 and "0.7829" in md1 and "0.9177" in md1
+    assert md1.count("| GWRP") == 3 and "0.6792" in md2
+
+
+def test_every_run_folder_is_complete(study):
+    out, cfg = study
+    from tf_scenes.model_io import load_run_model, read_model_card
+
+    folders = sorted(p.parent for p in (out / "runs").glob("*/snr*/fold*/model.json"))
+    assert len(folders) == 7 * 3  # 5 Table 1 models + 2 more alphas, 3 SNRs, fold 4
+    for run_dir in folders:
+        for f in ("config.yaml", "run.json", "versions.json", "history.csv", "metrics.json", "scores_evaluate.tsv"):
+            assert (run_dir / f).is_file(), run_dir / f
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+        card = read_model_card(run_dir)
+        assert card["family"] == "weak_sed" and card["squeeze_channel"] is True
+        assert card["feature_config"]["name"] == "weak_sed" and card["sample_rate"] == 32000
+        assert np.asarray(card["normalization"]["mean"]).shape == (64, 1)
+        assert (run_dir / card["weights"]).is_file()
+        with open(run_dir / "history.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == cfg.models[run_dir.parent.parent.name].epochs
+        assert {"val_micro_ap", "lr", "lr_next", "plateau_bad_epochs"} <= set(rows[0])
+    card = read_model_card(out / "runs" / "2apae" / "snr20" / "fold4")
+    assert card["saliency"]["method"] == "attention"
+    assert card["saliency"]["attention"] == ["freq_attention", "time_attention"]
+    model, _ = load_run_model(out / "runs" / "2apae" / "snr20" / "fold4")
+    model.get_layer(card["saliency"]["layer"])  # the Grad-CAM layer exists
+    assert set(card["saliency"]["attention"]) <= set(model.output)
+
+
+def test_fold_protocol_in_the_study(study, tiny_data):
+    out, _ = study
+    from tf_scenes.weak_sed.remix import read_remix
+
+    records = {r.name: r for r in read_remix(Path(tiny_data) / "weak_sed_remix" / "snr20")}
+    info = json.loads((out / "study.json").read_text())
+    assert info["splits"] == {"4": {"fit": 11, "validation": 1, "evaluation": 4}}
+    with open(out / "runs" / "gap" / "snr0" / "fold4" / "scores_evaluate.tsv") as f:
+        names = [row["name"] for row in csv.DictReader(f, delimiter="\t")]
+    assert sorted(names) == sorted(n for n, r in records.items() if r.fold == 4)
+    # Training used the other folds only: the number of training + validation mixtures is theirs.
+    assert sum(r.fold != 4 for r in records.values()) == 11 + 1
+
+
+def test_standardisation_statistics_are_the_training_mixtures(study, tiny_data):
+    """Hand check: the card's mean / std are numpy's over the fit mixtures' features only."""
+    out, cfg = study
+    folders, _, _ = ws.resolve_remix(cfg)
+    data = ws.load_snr(0.0, folders[0.0], Path(cfg.data.cache_dir))  # feature cache hit
+    split = ws.fold_split(np.array([r.fold for r in data.records]), 4, cfg.data.val_fraction, cfg.seed)
+    card = json.loads((out / "runs" / "2apae" / "snr0" / "fold4" / "model.json").read_text())
+    feats = np.asarray(data.features, np.float64)  # (16, 311, 64, 1)
+    fit = feats[split.fit]
+    np.testing.assert_allclose(np.asarray(card["normalization"]["mean"]), fit.mean(axis=(0, 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(card["normalization"]["std"]), fit.std(axis=(0, 1)), rtol=1e-4, atol=1e-5)
+    # ... and not the statistics of all mixtures (which would leak the evaluation fold).
+    assert np.abs(np.asarray(card["normalization"]["mean"]) - feats.mean(axis=(0, 1))).max() > 1e-3
+
+
+def test_figure2_and_per_class_ap(study):
+    out, cfg = study
+    figs = sorted((out / "figures").glob("figure2_snr*.png"))
+    assert {p.name.split("_")[1] for p in figs} == {"snr20", "snr10", "snr0"}
+    assert all(p.stat().st_size > 20_000 for p in figs)
+    pcap = json.loads((out / "per_class_ap.json").read_text())
+    assert set(pcap["per_class_ap"]) == {"20", "10", "0"}
+    m = json.loads((out / "metrics_all.json").read_text())
+    for snr, by_model in pcap["per_class_ap"].items():
+        assert set(by_model) == set(TABLE1) | {"2apae_alpha0", "2apae_alpha0_1"}
+        # per-class AP = the run's per-class AP (one held-out fold)
+        ref = {k[3:]: v for k, v in m["gap"][snr]["4"].items() if k.startswith("ap/")}
+        assert by_model["gap"] == pytest.approx(ref)
+        assert set(ref) <= set(pcap["classes"])
+    for s in ("20", "10", "0"):
+        assert (out / "figures" / f"per_class_ap_snr{s}.png").stat().st_size > 10_000
+
+
+def test_export_round_trip(study, tiny_data):
+    """The SavedModel takes a 32 kHz waveform and matches the Keras model, and its clip scores are
+    the study's scores of that mixture (features, training statistics and model all inside)."""
+    import tensorflow as tf
+
+    from tf_scenes.audio import read_audio
+    from tf_scenes.export import read_export_metadata
+
+    out, _ = study
+    export = out / "export" / "2apae_snr20"
+    meta, labels = read_export_metadata(export)
+    assert meta["input"]["sample_rate"] == 32000 and set(meta["outputs"]) == {"clip", "time_attention"}
+    assert len(labels["clip"]) == 41
+    run_dir = out / "runs" / "2apae" / "snr20" / "fold4"
+    with open(run_dir / "scores_evaluate.tsv") as f:
+        row = next(csv.DictReader(f, delimiter="\t"))
+    wav, sr = read_audio(Path(tiny_data) / "weak_sed_remix" / "snr20" / "audio" / f"{row['name']}.wav")
+    assert sr == 32000
+    x = np.stack([wav, 0.5 * wav]).astype(np.float32)
+    served = tf.saved_model.load(str(export)).signatures["serving_default"](waveform=tf.constant(x))
+    keras_model, _ = ws.export_waveform_model(run_dir)
+    ref = keras_model(x, training=False)
+    assert served["clip"].shape == (2, 41) and served["time_attention"].shape == (2, 41, 311)
+    for k in ("clip", "time_attention"):
+        np.testing.assert_allclose(served[k].numpy(), np.asarray(ref[k]), rtol=1e-4, atol=1e-6)
+    ours = np.array([float(row[c]) for c in labels["clip"]])
+    np.testing.assert_allclose(served["clip"].numpy()[0], ours, atol=2e-4)
+
+
+@pytest.mark.slow
+def test_rerun_reuses_finished_runs(study, tiny_data):
+    out, cfg = study
+    run_dir = out / "runs" / "gmp" / "snr10" / "fold4"
+    before = json.loads((run_dir / "run.json").read_text())
+    t1 = json.loads((out / "table1.json").read_text())
+    cfg2 = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml",
+                       [f"data.synthetic_dir={tiny_data}", f"data.cache_dir={cfg.data.cache_dir}",
+                        "figures=false", "export=false"])
+    with pytest.raises(ConfigError, match="another config"):  # the study folder remembers its config
+        ws.run_study(cfg2, out)
+    ws.run_study(cfg, out)
+    assert json.loads((run_dir / "run.json").read_text())["attempts"] == before["attempts"]  # not retrained
+    assert json.loads((out / "table1.json").read_text())["rows"] == t1["rows"]
+
+
+# ---------------------------------------------------------------------------------------------
+# unit tests of the study's logic
+
+
+def test_fold_split_hand_computed():
+    folds = np.array([1, 2, 3, 4] * 5)  # 20 mixtures, 5 per fold
+    sp = ws.fold_split(folds, 2, 0.2, seed=0)
+    assert sp.evaluate.tolist() == [1, 5, 9, 13, 17]
+    train = set(np.flatnonzero(folds != 2).tolist())
+    assert len(sp.val) == 3 and len(sp.fit) == 12  # round(0.2 * 15)
+    assert set(sp.fit) | set(sp.val) == train and not set(sp.fit) & set(sp.val)
+    assert not (set(sp.fit) | set(sp.val)) & set(sp.evaluate.tolist())
+    assert np.array_equal(ws.fold_split(folds, 2, 0.2, seed=0).val, sp.val)  # seeded
+    assert len(ws.fold_split(folds, 2, 0.01, seed=0).val) == 1  # at least one validation mixture
+    assert len(ws.fold_split(folds, 2, 0.0, seed=0).val) == 0
+
+
+def test_training_statistics_and_standardize_hand_computed():
+    # 4 mixtures of 2 frames x 3 bands; mixture i holds the value 10 * i + band everywhere, so the
+    # statistics of rows {0, 2} are mean 10 + band, std 10.
+    x = np.array([[[[10 * i + b] for b in range(3)]] * 2 for i in range(4)], np.float32)  # (4, 2, 3, 1)
+    mean, std = ws.training_statistics(x, [0, 2])
+    np.testing.assert_allclose(mean[:, 0], [10, 11, 12])
+    np.testing.assert_allclose(std[:, 0], [10, 10, 10])
+    z = standardize(x[3:4], mean, std).numpy()  # mixture 3: (30 + b - (10 + b)) / 10 = 2
+    assert z.shape == (1, 2, 3)
+    np.testing.assert_allclose(z, 2.0)
+    rnd = np.random.default_rng(0).normal(5, 2, (3, 4, 3, 1)).astype(np.float32)
+    np.testing.assert_array_equal(standardize_array(rnd, mean, std), standardize(rnd, mean, std).numpy())
+    view = RowView(x, [2, 0])
+    assert view.shape == (2, 2, 3, 1) and view[0][0, 0, 0] == 20 and view[0:2][1, 0, 0, 0] == 0
+
+
+def test_loss_is_bce_plus_alpha_mse_on_a_fixed_batch():
+    """The study's compile: loss = BCE(clip, y) + alpha * mean((reconstruction - x_std)^2)."""
+    import tensorflow as tf
+
+    from tf_scenes.models.weak_sed import WeakSedConfig, build_weak_sed
+    from tf_scenes.weak_sed.training import inputs_and_targets
+
+    rng = np.random.default_rng(3)
+    raw = rng.normal(2.0, 3.0, (4, 24, 12, 1)).astype(np.float32)
+    y = (rng.random((4, 5)) < 0.4).astype(np.float32)
+    mean, std = raw.mean(axis=(0, 1)), raw.std(axis=(0, 1))
+    small = dict(width=0.125, frames=24, n_mels=12, n_classes=5)
+    for alpha in (0.1, 0.0):
+        run = ws.ModelRun(model="2apae", alpha=alpha)
+        model = build_weak_sed(WeakSedConfig(model="2apae", alpha=alpha, **small))
+        ws.compile_model(model, run, ws.TrainConfig())
+        xz, targets = inputs_and_targets(mean, std, ws.uses_reconstruction(run))(tf.constant(raw), tf.constant(y))
+        ev = model.evaluate(xz, targets, verbose=0, return_dict=True)
+        out = model(xz, training=False)
+        p = np.clip(np.asarray(out["clip"], np.float64), 1e-7, 1 - 1e-7)
+        bce = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+        z = (raw[..., 0] - mean[:, 0]) / std[:, 0]
+        mse = np.mean((np.asarray(out["reconstruction"], np.float64) - z) ** 2)
+        assert ev["loss"] == pytest.approx(bce + alpha * mse, rel=1e-4)
+        assert ("reconstruction" in targets) == (alpha > 0)
+
+
+def test_plateau_schedule_hand_computed():
+    # best 0.5 at epoch 1; epochs 2..5 are not better (0.50004 is within the relative threshold
+    # 1e-4): the 4th bad epoch (epoch 5) > patience 3 lowers the rate, then 0.6 is a new best.
+    values = [0.4, 0.5, 0.5, 0.50004, 0.3, 0.45, 0.6, 0.6]
+    s = plateau_replay(values, 1e-3, factor=0.1, patience=3, threshold=1e-4)
+    assert s.reductions == (5,) and s.lr == pytest.approx(1e-4) and s.best == 0.6 and s.bad_epochs == 1
+    assert plateau_replay(values[:5], 1e-3).lr == 1e-3 and plateau_replay(values[:5], 1e-3).bad_epochs == 3
+    # NaN never improves; a new value above best * (1 + 1e-4) does.
+    s = plateau_step(PlateauState(lr=1.0, best=0.5), float("nan"))
+    assert s.bad_epochs == 1 and s.best == 0.5
+    assert plateau_step(PlateauState(lr=1.0, best=0.5), 0.5001).best == 0.5001
+
+
+SCRIPT = [0.3, 0.5, 0.4, 0.4, 0.4, 0.4, 0.45, 0.45]  # validation value of each epoch
+
+
+def _plateau_fit(run_dir, epochs):
+    import keras
+
+    from tf_scenes.training.trainer import CHECKPOINT_DIR, LAST, fit, read_checkpoint_state
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(1, name="d")(inp))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    x = np.ones((8, 3), np.float32)
+
+    def make_ds(initial_epoch):
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensors((x, x[:, :1])).repeat(epochs - initial_epoch)
+
+    def val_fn(m):
+        epoch = int(m.optimizer.iterations.numpy()) - 1  # one step per epoch
+        return {"val_micro_ap": SCRIPT[epoch]}
+
+    last = Path(run_dir) / CHECKPOINT_DIR / LAST
+    history = read_checkpoint_state(last)["history"] if last.exists() else []
+    cb = ResumablePlateau("val_micro_ap", 1e-2, patience=2, history=history)
+    fit(model, make_ds, epochs=epochs, steps_per_epoch=1, run_dir=run_dir, val_data=val_fn, monitor="val_micro_ap",
+        extra_callbacks=[cb], verbose=0, tensorboard=False)
+    return [r["lr"] for r in read_checkpoint_state(last)["history"]], float(model.optimizer.learning_rate.numpy())
+
+
+def test_plateau_schedule_survives_resume(tmp_path):
+    """Interrupted after 4 epochs and resumed, the schedule equals an uninterrupted run's: the
+    bad-epoch count built up before the interruption is recomputed from the history."""
+    whole, lr_whole = _plateau_fit(tmp_path / "whole", 8)
+    # best 0.5 at epoch 1; epochs 2, 3, 4 bad -> 3 > patience 2 at epoch 4: rate / 10 from epoch 5.
+    assert whole == pytest.approx([1e-2] * 5 + [1e-3] * 3)
+    _plateau_fit(tmp_path / "split", 4)  # epochs 0-3: two bad epochs so far, no reduction yet
+    resumed, lr_resumed = _plateau_fit(tmp_path / "split", 8)
+    assert resumed == pytest.approx(whole) and lr_resumed == pytest.approx(lr_whole)
+
+
+def test_profiles_load_and_config_is_checked():
+    paper = load_config(ws.Config, CONFIGS / "weak_sed_paper.yaml")
+    quick = load_config(ws.Config, CONFIGS / "weak_sed_quick.yaml")
+    tiny = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml")
+    assert paper.eval_folds == (1, 2, 3, 4) and paper.data.mixtures_per_fold == 2000
+    assert all(m.width == 1.0 and m.epochs == 50 for m in paper.models.values())
+    assert (paper.train.batch_size, paper.train.lr, paper.train.plateau_patience) == (24, 1e-3, 3)
+    assert [paper.models[n].alpha for n in paper.table2] == [0.0, 0.001, 0.1]
+    assert quick.eval_folds == (4,) and tiny.profile == "tiny"
+    for cfg in (paper, quick, tiny):
+        assert cfg.data.snrs == SNRS and cfg.table1 == TABLE1
+    with pytest.raises(ConfigError, match="not defined"):
+        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["table1=[gap,nope]"])
+    with pytest.raises(ConfigError, match="eval_folds"):
+        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["eval_folds=[5]"])
+    with pytest.raises(ConfigError, match="table2"):
+        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["table2=[gap]"])
+    with pytest.raises(ConfigError, match="both"):
+        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["data.events_root=/x"])
+
+
+def test_paper_numbers_and_markdown():
+    assert tables.paper_table1("2apae", 10) == {"micro_ap": 0.7603, "macro_ap": 0.7486, "auc": 0.9343}
+    assert tables.paper_table1("2apae", 10, alpha=0.1) is None
+    assert tables.paper_table1("gwrp", 20) is None
+    assert tables.paper_table2(0.1, 0) == 0.6792 and tables.paper_table2(0.5, 0) is None
+    doc = tables.table_doc("T", [{"key": "gap", "model": "GAP", "snr": 0.0, "ours": {"micro_ap": 0.5, "auc": math.nan},
+                                  "paper": None, "note": "n"}], data_source="d", profile="p", synthetic=True, snrs=[0])
+    md = tables.table1_markdown(doc)
+    assert "| GAP | 0 | 0.5000 | – | – | – | – | – | n |" in md and "SYNTHETIC data" in md
