@@ -1,15 +1,20 @@
-"""Feature extraction speed: the tf.data front-end vs the librosa reference recipe.
+"""Feature extraction speed: our tf.data front-end vs the librosa reference recipe (issue item 1).
 
-Both sides read the same 24-bit 44.1 kHz 10 s wav clips from disk and compute the two-stage
-features (log-mel 128 x 431 -> min-max -> deltas -> (423, 128, 3)):
+Both sides read the same 24-bit 44.1 kHz 10 s wav clips from disk (written beforehand, so in the
+OS page cache) and compute the two-stage features (log-mel 128 x 431 -> min-max -> deltas ->
+(423, 128, 3)) into one float32 array:
 
-* tf.data: pipelines.audio.decode_dataset (in-graph 24-bit PCM decoding, parallel map) -> batch
-  -> tf_features (STFT, mel, log, min-max, deltas in-graph) -> prefetch, iterated to numpy;
-* reference: a Python loop of soundfile.read + tf_scenes.features.reference.two_stage
-  (librosa.feature.melspectrogram + numpy deltas), one clip at a time.
+* ours: :func:`pipelines.cache.feature_dataset`, the pipeline of the feature cache: parallel
+  decoding (24-bit PCM through a strided numpy view), the front-end of each clip in parallel map
+  calls, XLA-compiled (``jit_compile=True``; the cache uses it from ``XLA_MIN_CLIPS`` files on),
+  batched, written into the array; also measured with the graph front-end (``jit_compile=False``);
+* reference: a Python loop of ``soundfile.read`` + :func:`tf_scenes.features.reference.two_stage`
+  (librosa.feature.melspectrogram + numpy deltas), one clip at a time, as the reference code does.
 
-Each side is run once untimed first (librosa's numba compilation, TF graph tracing), then timed
-`repeats` times; clips per second are reported from the minimum and the median time.
+Each side runs once untimed first (XLA compilation, TF tracing, librosa's numba JIT; their time is
+reported as ``first_run_s``), then the sides run interleaved `repeats` times. A breakdown measures
+the parts alone: decoding, the front-end on waveforms already in memory (graph, XLA, eager), and
+three ways of decoding one 24-bit clip.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from __future__ import annotations
 import functools
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from .common import interleaved, md_table, per_item, rnd, timed
 
-def _write_clips(folder: Path, n: int, seconds: float, sr: int = 44100) -> list[Path]:
+
+def write_clips(folder: Path, n: int, seconds: float, sr: int = 44100) -> list[Path]:
+    """`n` 24-bit mono wav files of noise + chirps + a 5 kHz tone (energy over the whole band)."""
     from tf_scenes.audio import write_audio
 
     rng = np.random.default_rng(0)
@@ -37,86 +44,188 @@ def _write_clips(folder: Path, n: int, seconds: float, sr: int = 44100) -> list[
     return paths
 
 
-def _time(fn, repeats: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU (all threads, user + system) seconds of each call."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
+def _tf_ops_pcm24(raw):
+    """The previous in-graph 24-bit decoder (kept here for the breakdown only): uint8 -> int32,
+    b0 + 256 b1 + 65536 b2, sign extension with a shift pair, / 2^23."""
+    import tensorflow as tf
+
+    b = tf.cast(tf.reshape(tf.io.decode_raw(raw, tf.uint8), [-1, 3]), tf.int32)  # (samples, 3)
+    v = b[:, 0] + b[:, 1] * 256 + b[:, 2] * 65536
+    v = tf.bitwise.right_shift(tf.bitwise.left_shift(v, 8), 8)
+    return tf.cast(v, tf.float32) / 8388608.0
+
+
+def _breakdown(paths, sources, cfg, repeats: int, batch: int) -> dict:
+    import soundfile as sf
+    import tensorflow as tf
+
+    from pipelines.audio import decode_dataset, pcm24_samples
+    from tf_scenes.features import extract, tf_features
+
+    n = len(paths)
+    out = {}
+
+    # 1. Decoding alone, in tf.data (parallel map, batched), as in the pipeline.
+    dec = decode_dataset(sources, cfg.sample_rate, num_samples=cfg.clip_samples).batch(batch)
+
+    def decode_only():
+        for b in dec:
+            b.numpy()
+
+    # 2. The front-end alone on a batch of waveforms in memory: graph, XLA, eager.
+    waves = np.stack([sf.read(str(p), dtype="float32")[0][:cfg.clip_samples] for p in paths[:batch]])
+    wt = tf.constant(waves)
+    graph = tf.function(functools.partial(tf_features, cfg))
+    xla = tf.function(functools.partial(tf_features, cfg), jit_compile=True)
+    n_eager = min(4, len(waves))
+    fns = {
+        "decode_tf_data": (decode_only, n),
+        "front_end_graph_batch": (lambda: graph(wt).numpy(), len(waves)),
+        "front_end_xla_batch": (lambda: xla(wt).numpy(), len(waves)),
+        "front_end_eager_per_clip": (lambda: [extract(cfg, w) for w in waves[:n_eager]], n_eager),
+    }
+    for fn, _ in fns.values():  # warm-up (tracing, compilation)
         fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return wall, cpu
+    times = interleaved({k: fn for k, (fn, _) in fns.items()}, repeats)
+    for k, (_, count) in fns.items():
+        out[k] = per_item(times[k], count)
+
+    # 3. One 24-bit clip, three decoders (single call each, no tf.data).
+    src = sources[0]
+    path = str(src.path)
+
+    def numpy_view():
+        with open(path, "rb") as f:
+            f.seek(src.data_offset - 1)
+            buf = f.read(src.data_bytes + 1)
+        return pcm24_samples(buf, 1, src.data_bytes // 3)
+
+    tf_ops = tf.function(lambda p: _tf_ops_pcm24(tf.strings.substr(tf.io.read_file(p), src.data_offset,
+                                                                    src.data_bytes)))
+    ptensor = tf.constant(path)
+    same = bool(np.array_equal(numpy_view(), tf_ops(ptensor).numpy())
+                and np.array_equal(numpy_view(), sf.read(path, dtype="float32")[0]))
+    dec_fns = {"pcm24_numpy_strided_view": numpy_view,
+               "pcm24_tf_ops_previous": lambda: tf_ops(ptensor).numpy(),
+               "pcm24_soundfile": lambda: sf.read(path, dtype="float32")[0]}
+    reps = max(5, 3 * repeats)
+    dtimes = interleaved(dec_fns, reps)
+    for k in dec_fns:
+        out[k] = per_item(dtimes[k], 1)
+    out["pcm24_decoders_identical"] = same
+    return out
 
 
 def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
     import soundfile as sf
-    import tensorflow as tf
 
-    from pipelines.audio import decode_dataset, probe_audio
-    from tf_scenes.features import get_feature_config, tf_features
+    from pipelines.audio import probe_audio
+    from pipelines.cache import XLA_MIN_CLIPS, feature_dataset
+    from tf_scenes.features import get_feature_config, output_shape
     from tf_scenes.features import reference
 
-    n_clips, seconds, batch = (8, 10.0, 8) if quick else (64, 10.0, 16)
+    n_clips, seconds, batch = (4, 10.0, 2) if quick else (64, 10.0, 16)
     cfg = get_feature_config("two_stage")
+    shape = (n_clips,) + output_shape(cfg, cfg.clip_samples)
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
-        paths = _write_clips(Path(tmp), n_clips, seconds)
+        paths = write_clips(Path(tmp), n_clips, seconds)
         sources = probe_audio(paths)
 
-        ds = decode_dataset(sources, cfg.sample_rate, num_samples=cfg.clip_samples)
-        ds = ds.batch(batch).map(functools.partial(tf_features, cfg), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.prefetch(tf.data.AUTOTUNE)
+        def ours(jit: bool):
+            ds = feature_dataset(sources, cfg, num_samples=cfg.clip_samples, batch_size=batch, jit_compile=jit)
 
-        def tf_pipeline():
-            return np.concatenate([b.numpy() for b in ds])
+            def go():
+                out, i = np.empty(shape, np.float32), 0
+                for b in ds:
+                    b = b.numpy()
+                    out[i:i + len(b)] = b
+                    i += len(b)
+                return out
+            return go
 
         def librosa_reference():
             return np.stack([reference.two_stage(sf.read(str(p), dtype="float32")[0]) for p in paths])
 
-        # Untimed warm-up: librosa's numba JIT and TF tracing are excluded from the timings.
-        tf_out = tf_pipeline()
-        ref_out = librosa_reference()
-        max_diff = float(np.abs(tf_out - ref_out).max())
-        tf_times = _time(tf_pipeline, repeats)
-        ref_times = _time(librosa_reference, repeats)
+        sides = {"tf_data_xla": ours(True), "tf_data_graph": ours(False), "librosa_reference": librosa_reference}
+        first, outputs = {}, {}
+        for name, fn in sides.items():  # untimed warm-up (its time is reported)
+            wall, _, outputs[name] = timed(fn)
+            first[name] = rnd(wall)
+        times = interleaved(sides, repeats)
+        breakdown = _breakdown(paths, sources, cfg, repeats, batch)
 
-    def stats(times):
-        wall, cpu = times
-        return {"seconds": [round(t, 4) for t in wall], "min_s": round(min(wall), 4),
-                "median_s": round(statistics.median(wall), 4),
-                "clips_per_s_best": round(n_clips / min(wall), 2),
-                "clips_per_s_median": round(n_clips / statistics.median(wall), 2),
-                "cpu_seconds": [round(t, 4) for t in cpu],
-                "cpu_ms_per_clip_median": round(1000 * statistics.median(cpu) / n_clips, 2)}
+    res = {name: {**per_item(times[name], n_clips), "first_run_s": first[name]} for name in sides}
+    ref = outputs["librosa_reference"]
+    diffs = {"xla_vs_librosa": float(np.abs(outputs["tf_data_xla"] - ref).max()),
+             "graph_vs_librosa": float(np.abs(outputs["tf_data_graph"] - ref).max()),
+             "xla_vs_graph": float(np.abs(outputs["tf_data_xla"] - outputs["tf_data_graph"]).max())}
+    x, g, r = res["tf_data_xla"], res["tf_data_graph"], res["librosa_reference"]
+    ratios = {
+        "wall_clips_per_s_best": rnd(x["per_s_best"] / r["per_s_best"], 3),
+        "wall_clips_per_s_median": rnd(x["per_s_median"] / r["per_s_median"], 3),
+        "cpu_per_clip_median": rnd(r["cpu_ms_per_item_median"] / x["cpu_ms_per_item_median"], 3),
+        "graph_wall_clips_per_s_median": rnd(g["per_s_median"] / r["per_s_median"], 3),
+        "graph_cpu_per_clip_median": rnd(r["cpu_ms_per_item_median"] / g["cpu_ms_per_item_median"], 3),
+    }
+    # One-off XLA compilation against the per-clip saving: when the cache switches XLA on.
+    compile_s = max(first["tf_data_xla"] - statistics.median(times["tf_data_xla"]["wall"]), 0.0)
+    saving_ms = g["wall_ms_per_item_median"] - x["wall_ms_per_item_median"]
+    xla_cost = {"compile_overhead_s": rnd(compile_s),
+                "wall_saving_ms_per_clip": rnd(saving_ms),
+                "break_even_clips": int(1000 * compile_s / saving_ms) if saving_ms > 0 else None,
+                "cache_uses_xla_from_clips": XLA_MIN_CLIPS}
 
-    tf_s, ref_s = stats(tf_times), stats(ref_times)
-    speedup_best = round(tf_s["clips_per_s_best"] / ref_s["clips_per_s_best"], 2)
-    speedup_median = round(tf_s["clips_per_s_median"] / ref_s["clips_per_s_median"], 2)
-    summary = "\n".join([
-        f"two_stage features, {n_clips} clips x {seconds:g} s, 44.1 kHz 24-bit wav, {repeats} timed repeats "
-        f"(after one untimed warm-up run of each side), output {tuple(tf_out.shape[1:])}:",
+    def row(label, s):
+        return [label, s["per_s_best"], s["per_s_median"], s["wall_ms_per_item_min"], s["wall_ms_per_item_median"],
+                s["cpu_ms_per_item_min"], s["cpu_ms_per_item_median"], s["first_run_s"]]
+
+    bd = breakdown
+
+    def brow(label, key):
+        s = bd[key]
+        return [label, s["wall_ms_per_item_min"], s["wall_ms_per_item_median"], s["cpu_ms_per_item_min"],
+                s["cpu_ms_per_item_median"]]
+
+    summary_md = "\n".join([
+        f"two_stage features of {n_clips} clips x {seconds:g} s (44.1 kHz 24-bit wav files in the page cache) "
+        f"into one float32 array {shape}; {repeats} interleaved timed repeats after one untimed run of each side.",
         "",
-        "| pipeline | clips/s (best) | clips/s (median) | min time (s) | median time (s) | CPU ms/clip (median) |",
-        "|---|---|---|---|---|---|",
-        f"| tf.data front-end (batch {batch}) | {tf_s['clips_per_s_best']} | {tf_s['clips_per_s_median']} | "
-        f"{tf_s['min_s']} | {tf_s['median_s']} | {tf_s['cpu_ms_per_clip_median']} |",
-        f"| librosa reference (soundfile + melspectrogram + numpy deltas) | {ref_s['clips_per_s_best']} | "
-        f"{ref_s['clips_per_s_median']} | {ref_s['min_s']} | {ref_s['median_s']} | {ref_s['cpu_ms_per_clip_median']} |",
+        md_table(["pipeline", "clips/s (best)", "clips/s (median)", "wall ms/clip (min)", "wall ms/clip (median)",
+                  "CPU ms/clip (min)", "CPU ms/clip (median)", "first run (s)"],
+                 [row(f"ours: tf.data, XLA front-end (batch {batch})", x),
+                  row(f"ours: tf.data, graph front-end (batch {batch})", g),
+                  row("librosa reference (soundfile + melspectrogram + numpy deltas, sequential)", r)]),
         "",
-        f"Ratio tf.data / librosa: {speedup_best}x (best), {speedup_median}x (median). "
-        f"Max abs difference between the two outputs: {max_diff:.2e}. CPU ms/clip is process CPU time (all "
-        f"threads) per clip; wall-clock rates depend on other load on the machine (see load average).",
+        f"**Ratio ours (XLA) / librosa: {ratios['wall_clips_per_s_best']}x wall clips/s (best), "
+        f"{ratios['wall_clips_per_s_median']}x (median); {ratios['cpu_per_clip_median']}x less CPU per clip "
+        f"(median).** Graph front-end: {ratios['graph_wall_clips_per_s_median']}x wall (median), "
+        f"{ratios['graph_cpu_per_clip_median']}x CPU. Max abs difference to the librosa output: "
+        f"{diffs['xla_vs_librosa']:.2e} (XLA), {diffs['graph_vs_librosa']:.2e} (graph); XLA vs graph "
+        f"{diffs['xla_vs_graph']:.2e}. XLA compilation ~{xla_cost['compile_overhead_s']} s once, "
+        f"break-even after ~{xla_cost['break_even_clips']} clips (the cache compiles from {XLA_MIN_CLIPS} files on).",
+        "",
+        "Where the time goes (parts alone, interleaved, per clip):",
+        "",
+        md_table(["part", "wall ms (min)", "wall ms (median)", "CPU ms (min)", "CPU ms (median)"], [
+            brow("decoding in tf.data (24-bit numpy view, parallel map, batched)", "decode_tf_data"),
+            brow(f"front-end, graph, batch of {min(batch, n_clips)} in memory", "front_end_graph_batch"),
+            brow(f"front-end, XLA, batch of {min(batch, n_clips)} in memory", "front_end_xla_batch"),
+            brow("front-end, eager (extract(), one clip a call)", "front_end_eager_per_clip"),
+            brow("decode one 24-bit clip: strided numpy view (now)", "pcm24_numpy_strided_view"),
+            brow("decode one 24-bit clip: TF ops uint8->int32 (previous)", "pcm24_tf_ops_previous"),
+            brow("decode one 24-bit clip: soundfile.read", "pcm24_soundfile"),
+        ]),
     ])
     return {
-        "measured": ("wall-clock time to decode N wav files from disk and compute two_stage features into numpy "
-                     "arrays; tf.data pipeline (parallel in-graph decode, batched TF front-end) vs a sequential "
-                     "soundfile + librosa + numpy loop; both warmed up once first (librosa numba JIT and TF "
-                     "tracing excluded); clip files written beforehand and in the OS page cache; also process CPU "
-                     "time (user + system, all threads)"),
-        "config": "two_stage",
-        "n_clips": n_clips, "clip_seconds": seconds, "sample_rate": 44100, "subtype": "PCM_24",
-        "batch_size": batch, "repeats": repeats, "quick": quick,
-        "tf_data": tf_s, "librosa_reference": ref_s,
-        "ratio_best": speedup_best, "ratio_median": speedup_median,
-        "max_abs_diff": max_diff,
-        "summary_md": summary,
+        "measured": ("wall-clock and process CPU time (user + system, all threads) to decode N 24-bit wav files "
+                     "from disk and compute the two_stage features into one numpy array: our tf.data pipeline "
+                     "(pipelines.cache.feature_dataset, XLA and graph front-end) vs a sequential soundfile + librosa "
+                     "+ numpy loop; sides interleaved; warm-up runs (XLA compilation, TF tracing, numba JIT) "
+                     "excluded from the timed repeats and reported as first_run_s"),
+        "config": "two_stage", "n_clips": n_clips, "clip_seconds": seconds, "sample_rate": 44100,
+        "subtype": "PCM_24", "batch_size": batch, "repeats": repeats, "quick": quick,
+        "tf_data_xla": x, "tf_data_graph": g, "librosa_reference": r,
+        "ratios": ratios, "max_abs_diff": diffs, "xla_compile": xla_cost,
+        "breakdown": breakdown,
+        "summary_md": summary_md,
     }

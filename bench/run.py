@@ -1,11 +1,20 @@
-"""Run the benchmark sections and merge their results.
+"""Run the benchmark sections and merge their results (``make bench``).
 
-    python -m bench.run --out bench             # every section
+    python -m bench.run --out bench                       # every section (< 15 min on 2 CPU cores)
     python -m bench.run --out bench --only features --repeats 5
+    python -m bench.run --out /tmp/b --quick              # tiny sizes: a smoke run, numbers meaningless
 
-Each section is a function ``run(out_dir, repeats, quick) -> dict`` listed in SECTIONS; its result
-is written to OUT/NAME.json and merged into OUT/results.json (sections not run keep their last
-result), and OUT/results.md gets one short table per section.
+Sections (one module each, ``run(out_dir, repeats, quick) -> dict``):
+
+* features: clips/s of the tf.data feature pipeline vs the librosa recipe, and where the time goes;
+* input_pipeline: batches/s of make_train_dataset on a memory-mapped cache vs a Python generator of
+  pickled features with numpy mixup (the reference design), and the input-wait fraction of training;
+* training: samples/s of the two-stage FCNN and ResNet (quick width) per crop, XLA on/off, precision;
+* inference: latency and throughput of the exported two-stage SavedModel (quick and full width).
+
+Each section's result goes to OUT/NAME.json and is merged into OUT/results.json (sections not run
+keep their last result); OUT/results.md gets one short part per section. Every result records the
+machine (CPU model, cores, platform, TensorFlow version) and the load average before and after.
 """
 
 from __future__ import annotations
@@ -16,35 +25,17 @@ import importlib
 import json
 import logging
 import os
-import platform
 import sys
+import time
 from pathlib import Path
 
 # name -> "module:function"; add a section by adding a line.
 SECTIONS = [
     ("features", "bench.features:run"),
+    ("input_pipeline", "bench.input_pipeline:run"),
+    ("training", "bench.training:run"),
+    ("inference", "bench.inference:run"),
 ]
-
-
-def machine_info() -> dict:
-    import numpy as np
-
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "numpy": np.__version__,
-    }
-    if hasattr(os, "getloadavg"):
-        info["load_average_1_5_15min_at_start"] = [round(v, 2) for v in os.getloadavg()]
-    for mod in ("tensorflow", "librosa", "soundfile", "soxr"):
-        try:
-            info[mod] = importlib.import_module(mod).__version__
-        except Exception:  # benchmark machine info is best effort
-            info[mod] = None
-    return info
 
 
 def _load_fn(spec: str):
@@ -53,17 +44,27 @@ def _load_fn(spec: str):
 
 
 def results_markdown(results: dict) -> str:
-    lines = ["# Benchmark results", "", f"Updated {results.get('updated', '')}.", ""]
+    lines = ["# Benchmark results", "", f"Updated {results.get('updated', '')}. Reproduce: `make bench` "
+             "(= `python -m bench.run --out bench`); one section: `python -m bench.run --out bench --only NAME`.", ""]
     m = results.get("machine", {})
-    lines.append(f"Machine: {m.get('platform')}, {m.get('cpus_usable')} usable CPUs of {m.get('cpu_count')}, "
-                 f"load average at start {m.get('load_average_1_5_15min_at_start')}, "
-                 f"TensorFlow {m.get('tensorflow')}, librosa {m.get('librosa')}.")
+    lines.append(f"Machine: {m.get('cpu_model')} ({m.get('cpus_usable')} usable CPUs of {m.get('cpu_count')}; "
+                 f"{', '.join(m.get('cpu_flags') or [])}), {m.get('platform')}, TensorFlow {m.get('tensorflow')}, "
+                 f"Keras {m.get('keras')}, librosa {m.get('librosa')}; GPUs: {m.get('gpus') or 'none'}.")
+    run = results.get("run", {})
+    if run:
+        lines += ["", f"Last run: {run.get('sections')} ({'quick' if run.get('quick') else 'full'} sizes, "
+                      f"{run.get('repeats')} repeats), {run.get('seconds')} s, load average (1, 5, 15 min) "
+                      f"{run.get('load_average_start')} at start, {run.get('load_average_end')} at end."]
+        if run.get("note"):
+            lines += ["", f"**Note:** {run['note']}"]
     for name, res in results.get("sections", {}).items():
-        lines += ["", f"## {name}", ""]
+        lines += ["", f"## {name}", "",
+                  f"Measured {res.get('date')} in {res.get('seconds')} s; load average {res.get('load_average_start')} "
+                  f"-> {res.get('load_average_end')}{' (quick sizes)' if res.get('quick') else ''}.", ""]
         if res.get("summary_md"):
             lines.append(res["summary_md"])
         if res.get("measured"):
-            lines += ["", f"What was measured: {res['measured']}"]
+            lines += ["", f"What was measured: {res['measured']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -72,34 +73,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default: bench)")
     parser.add_argument("--only", action="append", choices=[n for n, _ in SECTIONS], help="run only these sections")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (default 3)")
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run, numbers not meaningful)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run, numbers not meaningful)")
+    parser.add_argument("--note", default=None, help="a sentence stored with the results (e.g. machine state)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(".cache/numba").resolve()))
 
     from tf_scenes.io_utils import atomic_write_json, atomic_write_text, ensure_writable_dir
 
+    from .common import load_average, machine_info, shared_note
+
     out = ensure_writable_dir(args.out)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.setdefault("sections", {})
-    results["machine"] = machine_info()
+    load_start, t_start = load_average(), time.perf_counter()
+    machine = machine_info()
+    results["machine"] = machine
+    names = []
     for name, spec in SECTIONS:
         if args.only and name not in args.only:
             continue
+        names.append(name)
         logging.info("bench section %s", name)
+        sec_load, t0 = load_average(), time.perf_counter()
         res = _load_fn(spec)(out_dir=out, repeats=args.repeats, quick=args.quick)
         res = {"section": name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "machine": results["machine"], **res}
+               "seconds": round(time.perf_counter() - t0, 1), "load_average_start": sec_load,
+               "load_average_end": load_average(), "machine": machine, **res}
         atomic_write_json(out / f"{name}.json", res)
         results["sections"][name] = res
         if res.get("summary_md"):
-            print(f"== {name}\n{res['summary_md']}")
+            print(f"== {name} ({res['seconds']} s)\n{res['summary_md']}\n", flush=True)
+    load_end = load_average()
+    notes = [n for n in (args.note, shared_note(load_start, machine["cpus_usable"])
+                         or shared_note(load_end, machine["cpus_usable"])) if n]
+    results["run"] = {"sections": names, "quick": args.quick, "repeats": args.repeats,
+                      "seconds": round(time.perf_counter() - t_start, 1),
+                      "load_average_start": load_start, "load_average_end": load_end,
+                      "note": " ".join(notes) or None}
     results["updated"] = datetime.datetime.now().isoformat(timespec="seconds")
     atomic_write_json(results_path, results)
     md = atomic_write_text(out / "results.md", results_markdown(results))
-    print(f"wrote {results_path} and {md}")
+    print(f"wrote {results_path} and {md} ({results['run']['seconds']} s)")
     return 0
 
 

@@ -571,8 +571,13 @@ def run_study(cfg: Config, out: Path) -> dict:
     from tf_scenes.io_utils import atomic_write_json, ensure_writable_dir
 
     out = ensure_writable_dir(Path(out))
+    runs.create_run_dir(out, cfg, seed=cfg.seed, name="dcasenet")  # refuses a folder of another config
     runs_dir = out / "runs"
     plan = plan_runs(cfg, runs_dir)
+    if cfg.export_run and cfg.export_run not in plan:
+        from tf_scenes.errors import ConfigError
+
+        raise ConfigError(f"export_run {cfg.export_run!r} is not a run of this profile; runs: {list(plan)}")
     needed = sorted({t for r in plan.values() for t in r.tasks}, key=TASKS.index)
     data = {t: load_task(t, cfg.data, cfg.seed) for t in needed}
     meta = {"profile": cfg.profile, "description": cfg.description,
@@ -582,7 +587,6 @@ def run_study(cfg: Config, out: Path) -> dict:
                                                            if cfg.train.select == "best" else
                                                            " of the fixed schedule")),
             "subset_note": cfg.subset_note}
-    runs.create_run_dir(out, cfg, seed=cfg.seed, name="dcasenet")
     results = {}
     for i, (name, spec) in enumerate(plan.items()):
         log.info("run %d/%d: %s", i + 1, len(plan), name)
@@ -594,10 +598,6 @@ def run_study(cfg: Config, out: Path) -> dict:
     figures = dcasenet_report.figures(cfg, out, runs_dir, results, meta) if cfg.figures else []
     export = None
     if cfg.export_run:
-        if cfg.export_run not in plan:
-            from tf_scenes.errors import ConfigError
-
-            raise ConfigError(f"export_run {cfg.export_run!r} is not a run of this profile; runs: {list(plan)}")
         export = export_and_check(runs_dir / cfg.export_run, out / "export" / f"dcasenet_{cfg.export_run}")
     atomic_write_json(out / "study.json", {**meta, "runs": list(plan), "tables": sorted(tables),
                                            "figures": [str(p.relative_to(out)) for p in figures], "export": export})

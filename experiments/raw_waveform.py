@@ -236,7 +236,8 @@ class Split:
 def resolve_data_root(cfg: Config) -> tuple[Path, bool]:
     """The dataset root and whether it is the synthetic default (generated if absent)."""
     if cfg.data.root:
-        return Path(cfg.data.root), False
+        root = Path(cfg.data.root)
+        return root, (root / "SYNTHETIC_DATASET.json").exists()  # a synthetic set passed with --data
     from tf_scenes.synth import generate
 
     roots = generate("esc50", Path(cfg.data.synthetic_dir), size=cfg.data.synthetic_size,
@@ -263,7 +264,8 @@ def load_records(cfg: Config, root: Path) -> tuple[list, list[str]]:
         cmap_path = Path(cfg.data.class_map) if cfg.data.class_map else root / "class_map.csv"
         if not cmap_path.exists():
             raise DataFormatError(root, "neither ESC-50 (meta/esc50.csv) nor a folder-per-class tree with a "
-                                  "class map", hint=f"pass --set data.class_map=FINE_COARSE.csv (looked for {cmap_path})")
+                                  "class map",
+                                  hint=f"pass --set data.class_map=FINE_COARSE.csv (looked for {cmap_path})")
         cmap = esc50.load_class_map(cmap_path)
         records = esc50.load_folder_per_class(root, cmap, seed=cfg.data.fold_seed)
         order = list(cmap)
@@ -575,7 +577,9 @@ def train_run(name: str, mcfg, cfg: Config, train: WindowView, train_labels: dic
               run_dir: Path, *, epochs: int, lr: float, init_from=None):
     """Train one model in its resumable run folder; returns (trainer, backbone, fit result).
 
-    `val` = (WindowView, Split, classes, metric key prefix) for clip-level validation, or None.
+    `val` = (WindowView, Split, Classes) of the validation clips (clip-level Top-1 / Top-3 logged as
+    val_fine_top1, ... after every epoch; the monitor is val_fine_top1, or val_coarse_top1 without
+    a fine head), or None / an empty split: the last epoch is kept.
     """
     import keras
 
@@ -738,8 +742,13 @@ def run_study(cfg: Config, out: Path) -> dict:
     classes = choose_classes(records, fine_order, cfg.transfer)
     splits = make_splits(records, classes, cfg)
     binaural = is_binaural(records, cfg.data.binaural)
-    data_label = (f"SYNTHETIC data: synthetic hierarchical ESC-50 ({cfg.data.synthetic_size}, seed "
-                  f"{cfg.data.synthetic_seed}); not the paper's datasets" if synthetic else f"{root}")
+    if synthetic and not cfg.data.root:
+        data_label = (f"SYNTHETIC data: synthetic hierarchical ESC-50 ({cfg.data.synthetic_size}, seed "
+                      f"{cfg.data.synthetic_seed}); not the paper's datasets")
+    elif synthetic:
+        data_label = f"SYNTHETIC data at {root}; not the paper's datasets"
+    else:
+        data_label = f"{root}"
     log.info("data: %s; %d coarse, %d main fine, %d transfer classes; binaural: %s", data_label, len(classes.coarse),
              len(classes.fine), len(classes.transfer), binaural)
     runs.create_run_dir(out, cfg, seed=cfg.seed, name="raw_waveform")

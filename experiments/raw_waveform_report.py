@@ -37,14 +37,16 @@ PAPER_NOTES = {
     "table2": "Paper numbers given in the spec: coarse + fine with attention only (85.7 / 92.1 coarse, "
               "86.2 / 92.6 fine); the other paper cells are not given there and are left empty.",
     "table6": "Paper numbers given in the spec: CNN + GRU (87.1 / 93.8, 87.7 / 93.5, read as coarse Top-1 / Top-3, "
-              "fine Top-1 / Top-3) and the attention model of Table II; CNN + LSTM is not given there and is left empty.",
+              "fine Top-1 / Top-3) and the attention model of Table II; CNN + LSTM is not given there and is "
+              "left empty.",
     "table7": "The spec gives no paper numbers for Table VII: the paper columns are empty.",
     "table5": "The spec gives no paper numbers for Table V: the paper columns are empty.",
 }
 TITLES = {
     "table2": "Table II: Top-1 / Top-3 accuracy (%) at coarse and fine level, clip decisions",
     "table6": "Table VI: CNN + 2 recurrent layers (30 units) on the frame embeddings instead of attention (%)",
-    "table7": "Table VII: clustering of test window embeddings (Euclidean; intra lower is better, inter higher is better)",
+    "table7": ("Table VII: clustering of test window embeddings (Euclidean; intra lower is better, "
+               "inter higher is better)"),
     "table5": "Table V: transfer to the held-out labelled set (fine Top-1 / Top-3 %, clip decisions)",
 }
 TRANSFER_LABELS = {
@@ -253,8 +255,9 @@ def figure3(model, fig_dir: Path, meta: dict, sample_rate: int = 16000) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     arrays = {}
     for ax, (name, layer, freqs, db, peak, order) in zip(axes[0], panels):
-        im = ax.imshow(db, aspect="auto", origin="lower", cmap="magma", vmin=-40, vmax=0,
+        im = ax.imshow(db, aspect="auto", origin="lower", cmap="magma", vmin=-40, vmax=0, interpolation="nearest",
                        extent=[0, freqs[-1] / 1000, 0, db.shape[0]])
+        ax.plot(peak / 1000, np.arange(len(peak)) + 0.5, ".", color="cyan", ms=3, label="peak")
         ax.set_xlabel("frequency (kHz)")
         ax.set_ylabel("filter (sorted by peak frequency)")
         ax.set_title(name)

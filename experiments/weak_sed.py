@@ -119,7 +119,8 @@ class Config:
             raise ConfigError(f"data.n_folds must be >= 2, got {self.data.n_folds}")
         bad = [k for k in self.eval_folds if not 1 <= k <= self.data.n_folds]
         if not self.eval_folds or bad or len(set(self.eval_folds)) != len(self.eval_folds):
-            raise ConfigError(f"eval_folds must be distinct folds in 1..{self.data.n_folds}, got {list(self.eval_folds)}")
+            raise ConfigError(f"eval_folds must be distinct folds in 1..{self.data.n_folds}, "
+                              f"got {list(self.eval_folds)}")
         if not 0 <= self.data.val_fraction < 1:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         if bool(self.data.events_root) != bool(self.data.scenes_root):
@@ -170,40 +171,53 @@ def resolve_remix(cfg: Config) -> tuple[dict[float, Path], bool, str]:
         if missing:
             raise ConfigError(f"data.root={d.root}: no remix at {', '.join(missing)}; build one with "
                               f"`tf-scenes remix` or set data.events_root / data.scenes_root")
-        return folders, _is_synthetic_remix(folders), f"remix at {d.root}"
+        synthetic = _is_synthetic_remix(folders)
+        return folders, synthetic, ("SYNTHETIC (or unverifiable) sources: " if synthetic else "") + f"remix at {d.root}"
     if d.events_root:
         out = Path(d.remix_dir) if d.remix_dir else Path(d.cache_dir) / "weak_sed_remix" / _remix_key(cfg)
         log.info("building (or reusing) the remix of %s and %s in %s", d.events_root, d.scenes_root, out)
         folders = remix.build_remix(d.events_root, d.scenes_root, out, snrs=d.snrs, seed=d.remix_seed,
                                     mixtures_per_fold=d.mixtures_per_fold, n_folds=d.n_folds)
-        return folders, False, (f"FSDKaggle2018 verified clips at {d.events_root} in scenes at {d.scenes_root}, "
-                                f"remixed into {out}")
+        synthetic = any(_is_synthetic_root(r) for r in (d.events_root, d.scenes_root))
+        label = (f"FSDKaggle2018 verified clips at {d.events_root} in scenes at {d.scenes_root}, remixed into {out}")
+        if synthetic:
+            label = "SYNTHETIC sources: " + label
+        return folders, synthetic, label
     from tf_scenes.synth import REMIX_DIR, REMIX_PER_FOLD, generate
 
     if d.n_folds != 4:
         raise ConfigError("the synthetic default remix has 4 folds; data.n_folds must be 4")
     roots = generate("remix", Path(d.synthetic_dir), size=d.synthetic_size, seed=d.synthetic_seed)
-    # The synthetic remix holds 0, 10 and 20 dB; other SNRs are added beside them (same plan).
-    folders = remix.build_remix(roots["events"], roots["asc"], Path(d.synthetic_dir) / REMIX_DIR, snrs=d.snrs,
-                                seed=d.synthetic_seed, mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size],
-                                progress=False)
+    folders = {s: Path(roots["remix"]) / remix.snr_dirname(s) for s in d.snrs}
+    if any(not (f / "manifest.json").is_file() for f in folders.values()):
+        # The synthetic remix holds 0, 10 and 20 dB; other SNRs are added beside them (same plan).
+        folders = remix.build_remix(roots["events"], roots["asc"], Path(d.synthetic_dir) / REMIX_DIR,
+                                    snrs=d.snrs, seed=d.synthetic_seed,
+                                    mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size], progress=False)
     label = (f"SYNTHETIC FSDKaggle2018-format events + TAU-format scenes ({d.synthetic_size}, seed "
              f"{d.synthetic_seed}), remixed; not the paper's data")
     return folders, True, label
 
 
+def _is_synthetic_root(root) -> bool:
+    """A dataset folder written by tf_scenes.synth (it carries SYNTHETIC_DATASET.json)."""
+    return bool(root) and (Path(root) / "SYNTHETIC_DATASET.json").is_file()
+
+
 def _is_synthetic_remix(folders: dict) -> bool:
+    """Whether a remix built earlier mixed synthetic sources (as its manifests record them); a
+    remix whose sources cannot be found any more counts as synthetic (not labelled real data)."""
     import json
 
     for f in folders.values():
         try:
             man = json.loads((f / "manifest.json").read_text())
         except (OSError, ValueError):
-            return False
-        for key in ("events_root", "scenes_root"):
-            if not (Path(man.get(key, "")) / "SYNTHETIC_DATASET.json").exists():
-                return False
-    return True
+            return True
+        roots = [man.get("events_root"), man.get("scenes_root")]
+        if any(_is_synthetic_root(r) for r in roots) or not all(r and Path(r).is_dir() for r in roots):
+            return True
+    return False
 
 
 def _remix_key(cfg: Config) -> str:

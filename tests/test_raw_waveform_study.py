@@ -145,10 +145,11 @@ def test_run_folders_are_complete_and_reload(study):
     # the card rebuilds the model: same test-window embeddings as saved by the study
     _, _, splits, windows = _study_data(cfg)
     x = rw.WindowView(windows, splits["main_test"].rows).array()
-    model, card = load_run_model(out / "runs" / "both_gru")
-    assert card["builder"] == "raw_waveform_gru"
+    assert _json(out / "runs" / "both_gru" / "model.json")["builder"] == "raw_waveform_gru"
+    model, card = load_run_model(out / "runs" / "both_mean")
+    assert card["builder"] == "raw_waveform_mean"
     emb = model.predict(x, verbose=0)["embedding"]
-    np.testing.assert_allclose(emb, np.load(out / "runs" / "both_gru" / "test_window_embeddings.npy"), atol=1e-5)
+    np.testing.assert_allclose(emb, np.load(out / "runs" / "both_mean" / "test_window_embeddings.npy"), atol=1e-5)
     # Grad-CAM over time at the card's layer
     from tf_scenes import saliency
 
@@ -298,6 +299,25 @@ def test_choose_classes_holds_out_k_per_group_seeded():
         rw.choose_classes(recs, ORDER, rw.TransferConfig(classes=("b1", "b2", "b3")))
     with pytest.raises(ConfigError, match=">= 3 transfer"):
         rw.choose_classes(recs, ORDER, rw.TransferConfig(classes=("a1", "b1")))
+
+
+def test_load_records_folder_per_class_with_class_map(tmp_path):
+    from tf_scenes.errors import DataFormatError
+
+    root = tmp_path / "set"
+    for fine in ("b1", "a1", "a2"):
+        for k in range(5):
+            (root / fine).mkdir(parents=True, exist_ok=True)
+            (root / fine / f"{k}.wav").write_bytes(b"")  # listed only; no audio is read here
+    cfg = rw.Config(data=rw.DataConfig(root=str(root)))
+    with pytest.raises(DataFormatError, match="class map"):
+        rw.load_records(cfg, root)
+    (root / "class_map.csv").write_text("fine,coarse\na1,A\na2,A\nb1,B\n")
+    records, order = rw.load_records(cfg, root)
+    assert order == ["a1", "a2", "b1"] and len(records) == 15
+    assert {(r.fine, r.coarse) for r in records} == {("a1", "A"), ("a2", "A"), ("b1", "B")}
+    assert sorted(r.fold for r in records if r.fine == "b1") == [1, 2, 3, 4, 5]  # seeded class-balanced folds
+    assert rw.resolve_data_root(cfg) == (root, False)
 
 
 def test_make_splits_by_fold_and_label_ids():

@@ -202,6 +202,27 @@ def test_rerun_reuses_finished_runs(study, tiny_data):
     assert json.loads((out / "table1.json").read_text())["rows"] == t1["rows"]
 
 
+def test_real_data_path_builds_the_remix_into_a_cache_folder(tiny_data, tmp_path):
+    """data.events_root / data.scenes_root (as `make reproduce-weak-sed EVENTS=.. SCENES=..`): the
+    remix is built once into the cache; sources written by tf_scenes.synth keep the SYNTHETIC label."""
+    from tf_scenes.synth import DATASET_DIRS
+
+    over = [f"data.events_root={tiny_data / DATASET_DIRS['events']}",
+            f"data.scenes_root={tiny_data / DATASET_DIRS['asc']}", f"data.cache_dir={tmp_path}",
+            "data.mixtures_per_fold=1"]
+    cfg = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", over)
+    folders, synthetic, label = ws.resolve_remix(cfg)
+    assert synthetic and label.startswith("SYNTHETIC")
+    assert set(folders) == set(SNRS)
+    assert all(p.parent.parent == tmp_path / "weak_sed_remix" for p in folders.values())
+    assert all(len(list((p / "audio").glob("*.wav"))) == 4 for p in folders.values())  # 1 per fold x 4 folds
+    again = ws.resolve_remix(cfg)[0]  # reused, not rebuilt
+    assert again == folders
+    # --data: a remix built earlier
+    cfg2 = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", [f"data.root={next(iter(folders.values())).parent}"])
+    assert ws.resolve_remix(cfg2)[:2] == (folders, True)
+
+
 # ---------------------------------------------------------------------------------------------
 # unit tests of the study's logic
 

@@ -28,7 +28,8 @@ def _check_riff(path: Path, raw_head: bytes, size: int) -> None:
             hdr = f.read(8)
             if len(hdr) < 8:
                 raise AudioError(path, "truncated wav: no 'data' chunk found",
-                                 "the file was probably cut off while being written or copied")
+                                 "the file was probably cut off while being written or copied, or its header "
+                                 "is corrupt")
             cid, csize = hdr[:4], struct.unpack("<I", hdr[4:])[0]
             if cid == b"data":
                 remaining = size - f.tell()
@@ -47,6 +48,8 @@ def audio_info(path):
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, expected an audio file")
     size = path.stat().st_size
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
@@ -64,6 +67,10 @@ def read_audio(path, sr: int | None = None, *, mono: bool = True, channels: int 
                resample: bool = True, max_seconds: float | None = None,
                min_samples: int | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 in [-1, 1].
+
+    Integer PCM (8/16/24/32-bit) is scaled by 2^-(bits-1) as libsndfile does.  Float files are
+    returned as stored: samples beyond full scale are kept (a warning is logged), NaN / Inf
+    samples raise.
 
     Args:
       path: the file.
@@ -95,6 +102,9 @@ def read_audio(path, sr: int | None = None, *, mono: bool = True, channels: int 
         bad = int(np.argmax(~np.isfinite(x).all(axis=1)))
         raise AudioError(path, f"non-finite sample (NaN or Inf) at sample {bad}",
                          "the file is corrupt; regenerate it or remove it from the list")
+    peak = float(np.max(np.abs(x)))
+    if peak > 1.0:  # only float files can exceed full scale; keep the values, as libsndfile does
+        log.warning("%s: samples exceed full scale (peak %.3g > 1.0); kept unscaled", path, peak)
     n_ch = x.shape[1]
     if mono:
         if n_ch > 1:

@@ -4,17 +4,24 @@
                       overrides=["train.epochs=3", "data.root=/data/tau"])
 
 Unknown keys and wrong types raise ConfigError naming the dotted key, so a typo is never ignored.
+A key repeated in one YAML mapping raises too (PyYAML would keep the last silently). A float field
+accepts ``1e-3``, which YAML 1.1 reads as a string.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
+
+
+# Numbers like 1e-3 / 5E+2: valid floats that PyYAML (YAML 1.1) loads as strings.
+_EXPONENT_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def _type_name(tp) -> str:
@@ -77,6 +84,8 @@ def _convert(tp, value, key: str):
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT_FLOAT.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -167,14 +176,50 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     return data
 
 
-def read_yaml(path) -> dict:
+def _strict_loader():
+    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable key: let PyYAML report it
+                break
+            if first is not None:
+                raise ConfigError(f"{key_node.start_mark.line + 1}: duplicate key {key!r} (first on line "
+                                  f"{first}); a repeated key would silently replace the first")
+            seen[key] = key_node.start_mark.line + 1
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
+def read_yaml(path, _chain: tuple = ()) -> dict:
+    """Read a YAML config (a mapping); ``base: other.yaml`` merges another file underneath.
+
+    Raises ConfigError naming the file for a missing file, non-UTF-8 bytes, invalid YAML, a
+    duplicate key (with its line) or a cycle of ``base:`` references."""
     import yaml
 
     path = Path(path)
+    via = f" (base of {_chain[-1]})" if _chain else ""
     if not path.exists():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: config file not found{via}")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}){via}") from e
+    try:
+        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as e:
+        raise ConfigError(f"{path}:{e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from e
     if data is None:
@@ -184,7 +229,12 @@ def read_yaml(path) -> dict:
     # `base: other.yaml` merges another config (relative to this file) underneath.
     base = data.pop("base", None)
     if base:
-        data = deep_merge(read_yaml(path.parent / base), data)
+        base_path = path.parent / base
+        chain = (*_chain, path)
+        if any(base_path.resolve() == p.resolve() for p in chain):
+            raise ConfigError(f"{path}: `base: {base}` makes a cycle: "
+                              + " -> ".join(str(p) for p in (*chain, base_path)))
+        data = deep_merge(read_yaml(base_path, chain), data)
     return data
 
 

@@ -45,7 +45,15 @@ def export_run(run_dir: Path, out: Path) -> tuple[Path, object]:
 
     run_dir = Path(run_dir)
     if (run_dir / "model.json").exists():
-        model, card = waveform_model(run_dir)
+        card = read_model_card(run_dir)
+        if card["family"] == "raw_waveform":  # whole clips: windowing + averaging inside the graph
+            from experiments.raw_waveform import clip_model
+
+            from .model_io import load_run_model
+
+            model = clip_model(load_run_model(run_dir)[0])
+        else:
+            model, card = waveform_model(run_dir)
         path = export_saved_model(model, out, sample_rate=card["sample_rate"], labels=card["outputs"],
                                   metadata={"family": card["family"], "builder": card["builder"],
                                             "runs": [str(run_dir.resolve())]})

@@ -75,6 +75,8 @@ def _json_default(o):
 def ensure_writable_dir(path, min_free_bytes: int = MIN_FREE_BYTES) -> Path:
     """Create `path` if needed and fail early if it is not writable or its disk is (nearly) full."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputDirError(f"{path}: exists and is not a directory (choose another --out)")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

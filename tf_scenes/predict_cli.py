@@ -64,6 +64,15 @@ def describe(outputs: dict, labels: dict, top: int, threshold: float | None, dur
     return out
 
 
+def _reason(error) -> str:
+    """The assertion text of a signature's InvalidArgumentError, without TensorFlow's node dump."""
+    text = getattr(error, "message", str(error))
+    for line in text.splitlines():
+        if "assertion failed" in line or "NaN or Inf" in line or "not compatible" in line:
+            return line.strip()
+    return text.strip().splitlines()[-1] if text.strip() else type(error).__name__
+
+
 def run(args) -> int:
     import tensorflow as tf
 
@@ -80,7 +89,13 @@ def run(args) -> int:
             print(f"tf-scenes predict: skipping {e}", file=sys.stderr)
             failed += 1
             continue
-        outputs = fn(waveform=tf.constant(wav[None, :]))
+        try:
+            outputs = fn(waveform=tf.constant(wav[None, :]))
+        except tf.errors.InvalidArgumentError as e:  # the signature's input checks (older exports)
+            print(f"tf-scenes predict: skipping {path}: the model rejected the waveform: {_reason(e)}",
+                  file=sys.stderr)
+            failed += 1
+            continue
         line = {"file": str(path), "sample_rate": sr, "seconds": round(len(wav) / sr, 3),
                 "outputs": describe(outputs, labels, args.top, args.threshold, len(wav) / sr)}
         print(json.dumps(line), flush=True)

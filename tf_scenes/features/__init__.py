@@ -25,6 +25,7 @@ from .config import (
     FEATURE_CONFIGS,
     FeatureConfig,
     get_feature_config,
+    min_input_samples,
     n_frames,
     output_shape,
     samples_for_seconds,
@@ -40,8 +41,8 @@ _LAZY = {
     "mel_filterbank": "filters",
 }
 
-__all__ = ["FEATURE_CONFIGS", "FeatureConfig", "get_feature_config", "n_frames", "output_shape",
-           "samples_for_seconds", *_LAZY]
+__all__ = ["FEATURE_CONFIGS", "FeatureConfig", "get_feature_config", "min_input_samples", "n_frames",
+           "output_shape",           "samples_for_seconds", *_LAZY]
 
 
 def __getattr__(name):

@@ -176,6 +176,31 @@ def n_frames(cfg: FeatureConfig, n_samples: int) -> int:
     return frames
 
 
+def min_input_samples(cfg: FeatureConfig) -> int:
+    """The shortest waveform (>= 1 sample) that gives at least one output frame under `cfg`.
+
+    With ``clip_samples`` set every non-empty waveform is padded to that length, so this is 1.
+    """
+    if cfg.clip_samples is not None:
+        n_frames(cfg, cfg.clip_samples)  # the configured length itself must give a frame
+        return 1
+    lo, hi = 1, 1
+    while True:  # n_frames is non-decreasing in the length: double, then bisect
+        try:
+            n_frames(cfg, hi)
+            break
+        except ConfigError:
+            lo, hi = hi + 1, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            n_frames(cfg, mid)
+            hi = mid
+        except ConfigError:
+            lo = mid + 1
+    return hi
+
+
 def output_shape(cfg: FeatureConfig, n_samples: int) -> tuple[int, int, int]:
     """(frames, mel_bands, channels) of one example; ("raw": (n_windows, window_samples, 1))."""
     width = cfg.raw_window_samples if cfg.kind == "raw" else cfg.n_mels

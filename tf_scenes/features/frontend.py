@@ -5,6 +5,13 @@
 Layout: input (batch, samples) or (samples,) float32; output (batch, frames, mel_bands, channels)
 (or without the batch axis), time-major. Every reduction (min-max, standardisation) is taken per
 example, so an example's features never depend on what else is in the batch.
+
+Bad input: a waveform of known length too short for one frame raises ConfigError (configs with
+``clip_samples`` zero-pad instead). :func:`extract` also rejects empty and non-finite waveforms
+(ValueError naming the sample). The graph ops do not test values (no CheckNumerics, so models stay
+TFLite-convertible): NaN / Inf propagate to the frames whose window holds them, and to the whole
+clip under per-clip scaling. Audio read by :mod:`tf_scenes.audio` never holds them, and the
+exported serving signature (:mod:`tf_scenes.export`) rejects them.
 """
 
 from __future__ import annotations
@@ -166,6 +173,8 @@ def tf_features(cfg, waveform) -> tf.Tensor:
     if cfg.clip_samples is not None:
         x = fix_length(x, cfg.clip_samples)
     n_in = x.shape[-1]
+    if n_in is not None:
+        output_shape(cfg, n_in)  # a known length too short for one frame: ConfigError, not a TF op error
     if cfg.pre_emphasis is not None:
         x = pre_emphasis(x, cfg.pre_emphasis, cfg.pre_emphasis_mode)
     if cfg.kind == "raw":
@@ -195,6 +204,13 @@ def extract(cfg, waveform: np.ndarray) -> np.ndarray:
     x = np.asarray(waveform, dtype=np.float32)
     if x.ndim not in (1, 2):
         raise ValueError(f"waveform must be (samples,) or (batch, samples), got shape {x.shape}")
+    if x.shape[-1] == 0:
+        raise ValueError(f"waveform is empty (shape {x.shape}): no samples to compute features of")
+    finite = np.isfinite(x)
+    if not finite.all():
+        where = np.argwhere(~finite)[0]
+        at = f"sample {where[-1]}" + (f" of example {where[0]}" if x.ndim == 2 else "")
+        raise ValueError(f"waveform has a non-finite value (NaN or Inf) at {at}: features would be NaN")
     n_frames(cfg, x.shape[-1])  # clear error for too-short input
     return tf_features(cfg, tf.constant(x)).numpy()
 

@@ -88,6 +88,9 @@ class HierarchicalTrainer(keras.Model):
         dim = backbone.output["embedding"].shape[-1]
         self.prototype_loss = PrototypeLoss(self.n_coarse, dim, margin=self.margin, name="prototypes")
         self.prototype_tracker = keras.metrics.Mean(name="prototype_loss")
+        # Everything is built here (functional backbone, prototypes): mark it so weights can be
+        # loaded into a fresh trainer when a run resumes.
+        self.built = True
 
     @property
     def head_names(self) -> tuple[str, ...]:

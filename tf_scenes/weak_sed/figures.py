@@ -82,7 +82,8 @@ def figure2(logmel: np.ndarray, outputs: Mapping[str, np.ndarray], class_names: 
 
     k = 2 + len(top)
     first = np.asarray(outputs["first_step"], float)  # (classes, frames)
-    im = axes[k].imshow(first, origin="lower", aspect="auto", cmap="viridis", extent=(0, seconds, -0.5, n_classes - 0.5))
+    im = axes[k].imshow(first, origin="lower", aspect="auto", cmap="viridis",
+                        extent=(0, seconds, -0.5, n_classes - 0.5))
     ticks = sorted(set(top) | {class_names.index(t) for t in true if t in class_names})
     axes[k].set_yticks(ticks, [class_names[i] for i in ticks], fontsize=6)
     label(axes[k], "first-step output (frequency pooling), classes x time")
