@@ -52,8 +52,9 @@ def results_markdown(results: dict) -> str:
                  f"Keras {m.get('keras')}, librosa {m.get('librosa')}; GPUs: {m.get('gpus') or 'none'}.")
     run = results.get("run", {})
     if run:
-        lines += ["", f"Last run: {run.get('sections')} ({'quick' if run.get('quick') else 'full'} sizes, "
-                      f"{run.get('repeats')} repeats), {run.get('seconds')} s, load average (1, 5, 15 min) "
+        lines += ["", f"Last run: {', '.join(run.get('sections', []))} ({'quick' if run.get('quick') else 'full'} "
+                      f"sizes, timed repeats: {run.get('repeats')}), {run.get('seconds')} s in all, load average "
+                      f"(1, 5, 15 min) "
                       f"{run.get('load_average_start')} at start, {run.get('load_average_end')} at end."]
         if run.get("note"):
             lines += ["", f"**Note:** {run['note']}"]

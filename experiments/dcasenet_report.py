@@ -184,13 +184,14 @@ def write_tables(cfg, out: Path, results: dict, meta: dict) -> dict:
 
 def figures(cfg, out: Path, runs_dir: Path, results: dict, meta: dict) -> list[Path]:
     """SED activity plots (reference vs channel-averaged prediction over time) for example
-    evaluation recordings of the v3 single-task and all-task joint runs (or the first SED runs)."""
+    evaluation recordings of two runs: the v3 single-task and all-task joint runs when the profile
+    has them, else the first SED runs."""
     from tf_scenes import plots
     from tf_scenes.datasets import nigens2020
 
     sed_runs = [name for name, m in results.items() if "sed" in m.get("tasks", [])]
-    preferred = [r for r in ("v3-sed", "v3-asc+tag+sed") if r in sed_runs]
-    chosen = preferred or sed_runs[:2]
+    chosen = [r for r in ("v3-sed", "v3-asc+tag+sed") if r in sed_runs]
+    chosen += [r for r in sed_runs if r not in chosen][: max(0, 2 - len(chosen))]
     tag = "synthetic data" if meta["synthetic"] else "real data"
     paths = []
     for name in chosen:

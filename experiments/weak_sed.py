@@ -395,11 +395,12 @@ def _quiet(logger_name: str, level: int = logging.ERROR):
 
 
 def saliency_defaults(run: ModelRun) -> dict:
-    """Saliency defaults of the model card: 2APAE's own attention maps (+ a Grad-CAM layer), CAM
-    of the baselines' sigmoid class map, Grad-CAM of the dilated CNN's last conv."""
+    """Saliency defaults of the model card: for 2APAE its own attention maps (the outputs named
+    under "attention", drawn by `tf-scenes saliency` beside) Grad-CAM at the last encoder conv;
+    CAM of the baselines' sigmoid class map; Grad-CAM of the dilated CNN's last conv."""
     if run.model == "2apae":
-        return {"method": "attention", "attention": ["freq_attention", "time_attention"], "output": "clip",
-                "layer": "enc4_conv2", "gradcam_layer": "enc4_conv2"}
+        return {"method": "gradcam", "layer": "enc4_conv2", "output": "clip",
+                "attention": ["freq_attention", "time_attention"]}
     if run.model == "dilated_attention":
         return {"method": "gradcam", "layer": "block3_conv", "output": "clip", "attention": ["attention"]}
     return {"method": "cam", "layer": "class_conv", "output": "clip"}
@@ -526,7 +527,8 @@ def run_study(cfg: Config, out: Path) -> dict:
                        for k, sp in splits.items()},
             "protocol": _protocol_text(cfg),
             "selection": (f"{cfg.train.select} epoch on validation micro-AP (a seeded {cfg.data.val_fraction:g} "
-                          "of the training folds' mixtures)")}
+                          "of the training folds' mixtures)" if cfg.data.val_fraction > 0
+                          else "last epoch (no validation split)")}
 
     results: dict = {}  # name -> snr -> fold -> {"metrics", "probs", "run_dir"}
     stats: dict = {}

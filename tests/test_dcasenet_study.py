@@ -318,6 +318,46 @@ def test_paper_profile_plans_every_row():
         load_config(study.Config, CONFIGS / "dcasenet_tiny.yaml", ["table3_combinations=[asc+doa]"])
 
 
+def _fake_metrics(name, tasks, k):
+    m = {"run": name, "tasks": list(tasks), "params": 1234}
+    if "asc" in tasks:
+        m["asc_acc"] = 0.5 + 0.01 * k
+    if "tag" in tasks:
+        m["tag_lwlrap"] = 0.25
+    if "sed" in tasks:
+        m.update({"sed_f1_1s": 0.4, "sed_er_1s": 0.75, "sed_f1_refcode_5s": float("nan"), "sed_er_refcode_5s": 0.5})
+    return m
+
+
+def test_tables_have_every_row_with_the_paper_numbers(tmp_path):
+    from tf_scenes.config import load_config
+
+    cfg = load_config(study.Config, CONFIGS / "dcasenet_paper.yaml", [])
+    plan = study.plan_runs(cfg, tmp_path / "runs")
+    results = {name: _fake_metrics(name, spec.tasks, k) for k, (name, spec) in enumerate(plan.items())}
+    meta = {"synthetic": False, "data": {"asc": "TAU", "tag": "FSD", "sed": "NIGENS"}, "clips": {},
+            "selection": "best epoch", "subset_note": ""}
+    tables = report.write_tables(cfg, tmp_path, results, meta)
+    t2 = tables["table2"]["rows"]
+    assert [r["key"] for r in t2] == ["v1-nomixup", "v1", "v2", "v3"]
+    expected = {"v1-nomixup": (67.68, 68.01, 74.80, 0.3486), "v1": (68.19, 69.41, 79.62, 0.2926),
+                "v2": (69.54, 69.19, 79.34, 0.3085), "v3": (68.33, 70.62, 78.61, 0.3085)}
+    for r in t2:
+        assert tuple(r["paper"][k] for k in ("asc_acc", "tag_lwlrap", "sed_f1", "sed_er")) == expected[r["key"]]
+        k = list(plan).index(study.run_name(r["key"].split("-")[0], ("asc",), not r["key"].endswith("nomixup")))
+        assert r["ours"]["asc_acc"] == pytest.approx(100 * (0.5 + 0.01 * k))  # the row's own ASC run, in %
+        assert r["ours"]["tag_lwlrap"] == 25.0 and r["ours"]["sed_f1_1s"] == 40.0 and r["ours"]["sed_er_1s"] == 0.75
+        assert r["ours"]["sed_f1_refcode_5s"] is None  # NaN (undefined) is reported as missing
+    t3 = tables["table3"]["rows"]
+    assert len(t3) == 3 * (7 + 4)  # 7 joint rows and 4 fine-tuned rows per version
+    row = next(r for r in t3 if r["key"] == "v2-asc+sed-ft")
+    assert row["runs"] == {"asc": "v2-asc+sed-ft-asc", "sed": "v2-asc+sed-ft-sed"}
+    assert row["ours"]["tag_lwlrap"] is None and row["ours"]["asc_acc"] is not None and row["paper"] is None
+    md2, md3 = (tmp_path / "table2.md").read_text(), (tmp_path / "table3.md").read_text()
+    assert "SYNTHETIC" not in md2 and all(f"{v:.2f}" in md2 for row in expected.values() for v in row[:3])
+    assert md3.count("| v1 |") == 11 and "not recorded" in md3
+
+
 def test_holdout_takes_whole_groups():
     groups = np.array(["a", "a", "b", "b", "b", "c", "d", "d"])
     tr, va = study.holdout(groups, 0.25, seed=0)
@@ -351,7 +391,7 @@ def test_tiny_study_writes_tables_runs_figures_and_export(tiny_study):
     out = tiny_study["out"]
     t2 = json.loads((out / "table2.json").read_text())
     assert t2["synthetic"] is True and t2["profile"] == "tiny"
-    assert [r["key"] for r in t2["rows"]] == ["v1-nomixup", "v1", "v2", "v3"]
+    assert [r["key"] for r in t2["rows"]] == ["v1-nomixup", "v2"]  # the tiny profile's rows
     for row in t2["rows"]:
         assert row["paper"] == report.PAPER_TABLE2[row["key"]]
         assert all(row["ours"][k] is not None for k, _, _ in report.METRIC_COLUMNS), row
@@ -359,7 +399,8 @@ def test_tiny_study_writes_tables_runs_figures_and_export(tiny_study):
         assert row["params"] > 0
     assert t2["rows"][0]["paper"] == {"asc_acc": 67.68, "tag_lwlrap": 68.01, "sed_f1": 74.80, "sed_er": 0.3486}
     md2 = (out / "table2.md").read_text()
-    assert "SYNTHETIC data" in md2 and "67.68" in md2 and "0.3486" in md2 and "ref. code, 5 s" in md2
+    assert "SYNTHETIC data" in md2 and "67.68" in md2 and "0.3486" in md2 and "69.54" in md2
+    assert "ref. code, 5 s" in md2 and "Table 2 lists v1 w/o mixup and v2 only" in md2
 
     t3 = json.loads((out / "table3.json").read_text())
     assert [(r["tasks"], r["training"]) for r in t3["rows"]] == [
@@ -370,7 +411,7 @@ def test_tiny_study_writes_tables_runs_figures_and_export(tiny_study):
     assert "not recorded" in md3 and "Table 3 only lists DcaseNet-v3" in md3
 
     info = json.loads((out / "study.json").read_text())
-    assert len(info["runs"]) == 16
+    assert len(info["runs"]) == 10
     for name in info["runs"]:
         run = out / "runs" / name
         for f in ("model.json", "history.csv", "metrics.json", "config.yaml", "checkpoints/selected.weights.h5"):
@@ -385,7 +426,7 @@ def test_tiny_study_writes_tables_runs_figures_and_export(tiny_study):
     ft = json.loads((out / "runs" / "v3-asc+tag+sed-ft-sed" / "metrics.json").read_text())
     assert ft["init_from"].endswith("v3-asc+tag+sed") and ft["tasks"] == ["sed"]
     assert sorted(p.name for p in (out / "figures").glob("activity_*.png")) == [
-        "activity_v3-asc+tag+sed_fold1_room1_mix001_ov1.png", "activity_v3-sed_fold1_room1_mix001_ov1.png"]
+        "activity_v1-nomixup-sed_fold1_room1_mix001_ov1.png", "activity_v3-asc+tag+sed_fold1_room1_mix001_ov1.png"]
     assert max(info["export"]["max_abs_diff"].values()) < 1e-4
 
 
@@ -408,8 +449,6 @@ def test_exported_savedmodel_matches_keras(tiny_study):
 
 
 def test_finetune_command_on_a_joint_run(tiny_study, tmp_path):
-    import h5py
-
     from tf_scenes.cli import main
 
     joint = tiny_study["out"] / "runs" / "v3-asc+tag+sed"
@@ -423,19 +462,17 @@ def test_finetune_command_on_a_joint_run(tiny_study, tmp_path):
     assert metrics["tasks"] == ["tag"] and 0 <= metrics["tag_lwlrap"] <= 1
     assert metrics["init_from"] == str(joint.resolve())
 
-    def weights(path):
-        with h5py.File(path, "r") as f:
-            out = {}
-            f.visititems(lambda k, v: out.setdefault(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-            return out
+    from tf_scenes.model_io import load_run_model
 
-    before = weights(joint / "checkpoints" / "selected.weights.h5")
-    after = weights(out / "checkpoints" / "selected.weights.h5")
-    assert before.keys() == after.keys()
-    asc = [k for k in before if k.startswith("layers/asc_fc/")]
-    tag = [k for k in before if k.startswith("layers/tag_fc3/")]
-    assert asc and tag
-    assert all(np.array_equal(before[k], after[k]) for k in asc)  # started from the joint weights
-    assert any(not np.array_equal(before[k], after[k]) for k in tag)  # and trained the TAG path
+    before, _ = load_run_model(joint)
+    after, card = load_run_model(out)
+    assert card["trained_tasks"] == ["tag"] and card["builder"] == "dcasenet_v3"
+
+    def same(layer):
+        return all(np.array_equal(u, v) for u, v in zip(before.get_layer(layer).get_weights(),
+                                                         after.get_layer(layer).get_weights()))
+
+    assert same("asc_fc") and same("sed_fc")  # not on the TAG path: the joint run's weights, untouched
+    assert not same("tag_fc3") and not same("gru_1")  # on the TAG path: trained from them
 
     assert main(["finetune", str(tmp_path), "--task", "asc"]) == 2  # not a run folder: clear error

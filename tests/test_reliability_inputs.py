@@ -358,6 +358,24 @@ def test_files_listed_but_missing_and_empty_dataset(tmp_path):
     (tmp_path / "nig" / "metadata_dev").mkdir(parents=True)
     with pytest.raises(DataFormatError, match=r"metadata_dev: no metadata csv files for folds \(1, 2, 3, 4, 5, 6\)"):
         nigens2020.load(tmp_path / "nig", check_files=False)
+    # folder-per-class data: stray folders, missing or empty classes, a class mapped twice
+    (tmp_path / "map.csv").write_text("fine,coarse\ndog,animals\ncat,animals\nrain,nature\n")
+    cmap = esc50.load_class_map(tmp_path / "map.csv")
+    root = tmp_path / "classes"
+    for name in ("dog", "dgo", "cat"):
+        (root / name).mkdir(parents=True)
+    (root / "dog" / "a.wav").write_bytes(b"")
+    with pytest.raises(DataFormatError, match=re.escape(f"{root / 'dgo'}: unknown class folder 'dgo' (did you mean "
+                                                        "'dog'?; add it to the class map or move it out of the root)")):
+        esc50.load_folder_per_class(root, cmap)
+    (root / "dgo").rmdir()
+    with pytest.raises(DataFormatError, match=re.escape(f"{root}: 2 of 3 classes have no audio: rain/ missing; "
+                                                        "cat/ has no .wav files")):
+        esc50.load_folder_per_class(root, cmap)
+    (tmp_path / "map2.csv").write_text("fine,coarse\ndog,animals\ndog,nature\n")
+    with pytest.raises(DataFormatError, match=re.escape(f"{tmp_path / 'map2.csv'}:3: duplicate fine class 'dog' "
+                                                        "(first on line 2) (each fine class maps to exactly one")):
+        esc50.load_class_map(tmp_path / "map2.csv")
     # an empty metadata file is a recording without events (documented), not an error
     empty = tmp_path / "fold1_room1_mix001_ov1.csv"
     empty.write_text("")

@@ -103,7 +103,7 @@ def test_every_run_folder_is_complete(study):
         assert len(rows) == cfg.models[run_dir.parent.parent.name].epochs
         assert {"val_micro_ap", "lr", "lr_next", "plateau_bad_epochs"} <= set(rows[0])
     card = read_model_card(out / "runs" / "2apae" / "snr20" / "fold4")
-    assert card["saliency"]["method"] == "attention"
+    assert card["saliency"]["method"] == "gradcam"
     assert card["saliency"]["attention"] == ["freq_attention", "time_attention"]
     model, _ = load_run_model(out / "runs" / "2apae" / "snr20" / "fold4")
     model.get_layer(card["saliency"]["layer"])  # the Grad-CAM layer exists
@@ -184,6 +184,13 @@ def test_export_round_trip(study, tiny_data):
         np.testing.assert_allclose(served[k].numpy(), np.asarray(ref[k]), rtol=1e-4, atol=1e-6)
     ours = np.array([float(row[c]) for c in labels["clip"]])
     np.testing.assert_allclose(served["clip"].numpy()[0], ours, atol=2e-4)
+    # `tf-scenes saliency` with the card's defaults: Grad-CAM plus the model's own attention maps.
+    from tf_scenes.saliency_cli import explain
+
+    spec, panels, _ = explain(run_dir, wav)
+    titles = [t for t, _ in panels]
+    assert spec.shape == (311, 64) and "gradcam at enc4_conv2" in titles[0]
+    assert any("freq attention" in t for t in titles) and any("time attention" in t for t in titles)
 
 
 @pytest.mark.slow

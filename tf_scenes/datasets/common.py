@@ -184,14 +184,14 @@ def check_label(label: str, allowed: Sequence[str], path, line: int | None, what
 
 
 def check_unique(items: Iterable[T], key: Callable[[T], Hashable], line: Callable[[T], int], path,
-                 what: str = "row") -> None:
+                 what: str = "row", hint: str = "each clip must be listed once") -> None:
     """Raise on the first duplicate key, naming both lines."""
     seen: dict = {}
     for it in items:
         k = key(it)
         if k in seen:
             raise DataFormatError(path, f"duplicate {what} {k!r} (first on line {seen[k]})",
-                                  line=line(it), hint="each clip must be listed once")
+                                  line=line(it), hint=hint)
         seen[k] = line(it)
 
 

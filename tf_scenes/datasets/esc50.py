@@ -147,7 +147,8 @@ def load_class_map(path) -> dict[str, str]:
     """Read a ``fine,coarse`` csv (header required, one row per fine class) -> {fine: coarse}."""
     path = Path(path)
     _, rows = read_table(path, CLASS_MAP_COLUMNS, delimiter=",", quoted=True)
-    check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="fine class")
+    check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="fine class",
+                 hint="each fine class maps to exactly one coarse class")
     cmap = {}
     for row in rows:
         fine, coarse = row.fields
