@@ -307,7 +307,8 @@ def load_task(task: str, data: DataConfig, seed: int) -> TaskData:
             y = np.array([tau2020.SCENES.index(r.scene) for r in part], np.int64)
             splits.append(TaskSplit("asc", x, np.full(len(part), feats.shape[1]), y, [r.filename for r in part])
                           if part else None)
-        label = "SYNTHETIC TAU Urban Acoustic Scenes 2020 Mobile format" if synthetic else "TAU Urban Acoustic Scenes 2020 Mobile"
+        label = ("SYNTHETIC TAU Urban Acoustic Scenes 2020 Mobile format" if synthetic
+                 else "TAU Urban Acoustic Scenes 2020 Mobile")
     elif task == "tag":
         from tf_scenes.dcasenet.cache import clip_features
         from tf_scenes.datasets import fsd2019
@@ -395,8 +396,9 @@ def evaluate_split(task: str, runner, split, train: TrainConfig) -> tuple[dict, 
     labels = split.labels[first]
     m = ev.sed_scores(labels, probs)
     n = min(labels.shape[1], probs.shape[1])
-    return ({f"sed_{k}": v for k, v in m.items()},
-            {"probs": probs[:, :n].astype(np.float32), "labels": labels[:, :n], "names": [split.names[i] for i in first]})
+    preds = {"probs": probs[:, :n].astype(np.float32), "labels": labels[:, :n],
+             "names": [split.names[i] for i in first]}
+    return {f"sed_{k}": v for k, v in m.items()}, preds
 
 
 def validation_fn(trainer, data: dict, train: TrainConfig):
@@ -459,6 +461,7 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
     from tf_scenes.dcasenet.data import joint_dataset, train_dataset
     from tf_scenes.dcasenet.evaluate import make_runner
     from tf_scenes.dcasenet.joint import JointTrainer
+    from tf_scenes.datasets import tau2020
     from tf_scenes.io_utils import atomic_path
     from tf_scenes.models.dcasenet import DcaseNetConfig
     from tf_scenes.training.distribute import configure_precision
@@ -482,7 +485,6 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
                     run_eagerly=t.run_eagerly)
 
     crops, hop = crop_frames(t), label_hop_frames()
-    from tf_scenes.datasets import tau2020
 
     def make_ds(initial_epoch: int):
         per_task = {}
@@ -509,8 +511,8 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
                else result["last_epoch"], "select": select}
     t_eval, c_eval = time.monotonic(), time.process_time()
     for task in spec.tasks:
-        m, preds = evaluate_split(task, make_runner(trainer.task_models[task], eager=t.run_eagerly),
-                                    data[task].test, t)
+        runner = make_runner(trainer.task_models[task], eager=t.run_eagerly)
+        m, preds = evaluate_split(task, runner, data[task].test, t)
         metrics.update(m)
         np.savez_compressed(run_dir / f"predictions_{task}.npz", **{k: np.asarray(v) for k, v in preds.items()})
     metrics["params"] = _count(trainer.net)

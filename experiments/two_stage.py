@@ -292,6 +292,9 @@ def run_study(cfg: Config, out: Path) -> dict:
     from tf_scenes.training.trainer import set_determinism
 
     out = ensure_writable_dir(out)
+    ensure_writable_dir(cfg.data.cache_dir)  # fail before any long work, not after it
+    if not cfg.data.root:
+        ensure_writable_dir(cfg.data.synthetic_dir)
     set_determinism(cfg.seed)
     root, synthetic = resolve_data_root(cfg)
     data_label = (f"SYNTHETIC TAU-format data ({cfg.data.synthetic_size}, seed {cfg.data.synthetic_seed}); "

@@ -61,7 +61,8 @@ def test_joint_train_step_sums_task_losses():
     n = p.shape[1]  # the model gives fewer frames than the labels: trimmed to the shorter
     p = np.clip(p, 1e-7, 1 - 1e-7)
     sep["sed"] = -np.mean(y[:, :n] * np.log(p) + (1 - y[:, :n]) * np.log(1 - p))
-    assert float(sed_loss(y, trainer.task_models["sed"](x, training=True)["frames"])) == pytest.approx(sep["sed"], rel=1e-4)
+    frames = trainer.task_models["sed"](x, training=True)["frames"]
+    assert float(sed_loss(y, frames)) == pytest.approx(sep["sed"], rel=1e-4)
 
     losses = {t: float(v) for t, v in trainer.task_losses(batches, training=True).items()}
     for t in ("asc", "tag", "sed"):

@@ -107,7 +107,8 @@ BAD_AUDIO = {
     "text": (b"this is not audio\n" * 20,
              r"cannot decode audio: .*Format not recognised.*\(is it really a wav/flac file\? check with `soxi`"),
     "riff_junk": (b"RIFF\x00\x10\x00\x00WAVE" + bytes(range(7, 207)),
-                  r"truncated wav: no 'data' chunk found \(the file was probably cut off .* or its header is corrupt\)"),
+                  r"truncated wav: no 'data' chunk found "
+                  r"\(the file was probably cut off .* or its header is corrupt\)"),
     "header_only": (_riff(declared=16000), r"truncated wav: header declares 16000 bytes of audio, file holds 0"),
     "half_data": (_riff(data=b"\x01\x00" * 100, declared=400),
                   r"truncated wav: header declares 400 bytes of audio, file holds 200"),
@@ -392,7 +393,8 @@ def test_extract_on_silence_gives_the_documented_constant_features():
     for name, (lo, hi) in want.items():
         cfg = get_feature_config(name)
         f = extract(cfg, np.zeros(cfg.clip_samples, np.float32))
-        assert np.all(np.isfinite(f)) and f.min() == pytest.approx(lo, abs=1e-5) and f.max() == pytest.approx(hi, abs=1e-5)
+        assert np.all(np.isfinite(f))
+        assert f.min() == pytest.approx(lo, abs=1e-5) and f.max() == pytest.approx(hi, abs=1e-5)
     # dcasenet standardises each band over time: a constant band gives (x - mean) / std_floor,
     # finite and constant (float rounding of the mean leaves a value near 0)
     f = extract("dcasenet", np.zeros(24000, np.float32))
@@ -511,7 +513,8 @@ def test_train_dataset_crop_longer_than_the_clip_fails_at_construction():
 
     feats = np.zeros((8, 50, 16, 3), np.float32)
     labels = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
-    with pytest.raises(ValueError, match="random_crop: the clip has 50 frames along axis 0, fewer than the crop length 64"):
+    with pytest.raises(ValueError, match="random_crop: the clip has 50 frames along axis 0, "
+                                         "fewer than the crop length 64"):
         make_train_dataset(feats, labels, batch_size=2, seed=0, epochs=1, crop=64)
     x, _ = next(iter(make_train_dataset(feats, labels, batch_size=2, seed=0, epochs=1, crop=50)))
     assert x.shape == (2, 50, 16, 3)
@@ -610,7 +613,8 @@ def test_export_and_predict_cli_on_bad_files(tmp_path, capsys):
     nan[10] = np.nan
     bad = {"empty.wav": (b"", "empty file (0 bytes)"),
            "notwav.wav": (b"<html>not audio</html>" * 10, "cannot decode audio"),
-           "cut.wav": (good.read_bytes()[:3000], "truncated wav: header declares 16000 bytes of audio, file holds 2956"),
+           "cut.wav": (good.read_bytes()[:3000],
+                       "truncated wav: header declares 16000 bytes of audio, file holds 2956"),
            "short.wav": (None, "too short: 100 samples (0.013 s), need at least 129 (0.016 s)"),
            "nan.wav": (None, "non-finite sample (NaN or Inf) at sample 10"),
            "missing.wav": (None, "file not found")}

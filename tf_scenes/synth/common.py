@@ -149,7 +149,8 @@ def prepare_root(root, core: dict) -> bool:
                 shutil.rmtree(child)
             else:
                 child.unlink()
-    ensure_writable_dir(root, min_free_bytes=0)
+    # A floor, not an estimate of the dataset's size: enough to stop at once on a full disk.
+    ensure_writable_dir(root, min_free_bytes=16 * 2**20)
     atomic_write_json(root / PARTIAL, core)
     return True
 
