@@ -27,7 +27,7 @@ import numpy as np
 
 from .common import md_table, rnd, summary
 
-GPU_COMMAND = "python -m bench.run --out bench --only training   # on a machine with a GPU"
+GPU_COMMAND = "python -m bench.run --out bench --only training"
 
 
 def _variants(crop: int, gpu: bool, quick: bool) -> list[tuple[str, bool]]:
@@ -87,7 +87,8 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
                     "device": m["model"].weights[0].value.device or ("GPU" if gpu else "CPU"),
                     "params": int(m["model"].count_params()),
                     "first_step_s": rnd(m["first"]), "step_s": summary(steps),
-                    "samples_per_s_best": rnd(batch / min(steps)), "samples_per_s_median": rnd(batch / np.median(steps)),
+                    "samples_per_s_best": rnd(batch / min(steps)),
+                    "samples_per_s_median": rnd(batch / float(np.median(steps))),
                 })
             del models
             keras.backend.clear_session()
@@ -103,11 +104,13 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
             for e in entries:
                 if (e["arch"], e["crop_frames"]) == (arch, crop) and e is not base:
                     what = "XLA" if e["jit_compile"] else e["precision"]
+                    ratio = e["samples_per_s_median"] / base["samples_per_s_median"]
                     comparisons.append({"arch": arch, "crop_frames": crop, "variant": what,
-                                        "speedup_median": rnd(e["samples_per_s_median"] / base["samples_per_s_median"], 3)})
+                                        "speedup_median": rnd(ratio, 3)})
     device_kind = "GPU" if gpu else "CPU"
     gpu_entry = ({"status": "measured: see entries (device GPU)"} if gpu else
                  {"status": "not measured: no GPU in this run", "command": GPU_COMMAND,
+                  "where": "on a machine with a GPU visible to TensorFlow (the section then measures the GPU)",
                   "variants_on_gpu": "float32 with and without XLA, mixed_float16 at the longer crop"})
     rows = [[e["arch"], e["crop_frames"], e["precision"], "on" if e["jit_compile"] else "off",
              e["samples_per_s_best"], e["samples_per_s_median"], e["step_s"]["median"], e["first_step_s"]]
@@ -123,7 +126,7 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
                   "first step s"], rows),
         "",
         f"Speed-up against float32 without XLA (median samples/s): {speed}. "
-        f"GPU: {gpu_entry['status']}" + ("" if gpu else f" (run `{GPU_COMMAND.split('   #')[0]}` on a GPU machine)") + ".",
+        f"GPU: {gpu_entry['status']}" + ("" if gpu else f" (run `{GPU_COMMAND}` on a machine with a GPU)") + ".",
     ])
     return {
         "measured": ("samples/s of train_on_batch steps (forward, backward, SGD update) on one fixed batch, per "

@@ -60,6 +60,7 @@ class DataConfig:
     synthetic_dir: str = "data"     # where the synthetic default lives (generated if absent)
     synthetic_size: Literal["tiny", "small", "full"] = "small"
     synthetic_seed: int = 0
+    synthetic_jobs: int = 2         # processes generating the synthetic data (same output for any number)
     cache_dir: str = ".cache"
     val_fraction: float = 0.1       # held out of each training set (whole locations / clips / recordings)
     max_val_clips: Optional[int] = None    # cap on validation clips per task (SED: recordings)
@@ -243,7 +244,18 @@ def dataset_root(data: DataConfig, task: str) -> Path:
         return cand if cand.is_dir() else Path(data.root)
     from tf_scenes.synth import generate
 
-    return Path(generate(task, Path(data.synthetic_dir), size=data.synthetic_size, seed=data.synthetic_seed)[task])
+    roots = generate(task, Path(data.synthetic_dir), size=data.synthetic_size, seed=data.synthetic_seed,
+                     jobs=data.synthetic_jobs)
+    return Path(roots[task])
+
+
+def check_data_dirs(data: DataConfig) -> None:
+    """The cache folder (and the synthetic-data folder when a task uses it) must be writable."""
+    from tf_scenes.io_utils import ensure_writable_dir
+
+    ensure_writable_dir(data.cache_dir)
+    if not data.root and not all(getattr(data, f"{t}_root") for t in TASKS):
+        ensure_writable_dir(data.synthetic_dir)
 
 
 def holdout(groups, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -573,6 +585,7 @@ def run_study(cfg: Config, out: Path) -> dict:
     from tf_scenes.io_utils import atomic_write_json, ensure_writable_dir
 
     out = ensure_writable_dir(Path(out))
+    check_data_dirs(cfg.data)  # fail before any long work, not after it
     runs.create_run_dir(out, cfg, seed=cfg.seed, name="dcasenet")  # refuses a folder of another config
     runs_dir = out / "runs"
     plan = plan_runs(cfg, runs_dir)
@@ -659,8 +672,12 @@ def finetune_config(run_dir: Path, task: str, overrides=()) -> RunConfig:
 def run(args) -> int:
     import json
 
+    from tf_scenes.io_utils import ensure_writable_dir
+
     spec = finetune_config(args.run_dir, args.task, args.overrides)
     out = Path(args.out) if args.out else args.run_dir.parent / spec.name
+    ensure_writable_dir(out)
+    check_data_dirs(spec.data)
     data = {t: load_task(t, spec.data, spec.seed) for t in spec.tasks}
     metrics = train_run(spec, data, out)
     print(json.dumps({"run_dir": str(out), **{k: v for k, v in metrics.items() if "/" not in k}}, indent=2))

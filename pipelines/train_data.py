@@ -91,8 +91,10 @@ def _gather_fn(features, labels, dtype):
 
     def gather(i):
         i = int(i)
-        out = [np.asarray(features[i], dtype=feat_dtype)]
-        out.extend(np.asarray(lab[i]) for lab in flat_labels)
+        # Always hand TensorFlow a fresh, writeable copy: a read-only memmap view can be reused as
+        # an op's output buffer by tf.numpy_function and crash the process.
+        out = [np.array(features[i], dtype=feat_dtype, copy=True)]
+        out.extend(np.array(lab[i], copy=True) for lab in flat_labels)
         return out
 
     specs = [tf.TensorSpec(features.shape[1:], tf.as_dtype(feat_dtype))]

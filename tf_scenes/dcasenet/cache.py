@@ -58,15 +58,6 @@ class ClipFeatures:
     def clip(self, i: int) -> np.ndarray:
         return self.data[self.offsets[i]:self.offsets[i + 1]]
 
-    def subset(self, idx) -> "ClipFeatures":
-        """Examples ``idx`` (in that order), as a new in-memory ClipFeatures."""
-        idx = [int(i) for i in idx]
-        parts = [np.asarray(self.clip(i)) for i in idx]
-        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-        data = np.concatenate(parts, axis=0) if parts else self.data[:0]
-        return ClipFeatures(data, offsets, tuple(self.sources[i] for i in idx),
-                            tuple(self.channels[i] for i in idx))
-
     def slice(self, lo: int, hi: int) -> "ClipFeatures":
         """Examples ``lo .. hi-1`` as a view (no copy of a memory-mapped array)."""
         lo, hi = max(0, int(lo)), min(len(self), int(hi))

@@ -101,7 +101,7 @@ class JointTrainer(keras.Model):
         with tf.GradientTape() as tape:
             losses = self.task_losses(data, training=True)
             total = ops.sum(ops.stack([losses[t] for t in self.tasks]))
-            scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
+            scaled = self.optimizer.scale_loss(total)  # identity unless a LossScaleOptimizer (mixed_float16)
         grads = tape.gradient(scaled, self._train_vars)
         self.optimizer.apply_gradients(zip(grads, self._train_vars))
         self.trackers["loss"].update_state(total)
