@@ -13,10 +13,10 @@ Extraction is the TF front-end of :mod:`tf_scenes.features` in a tf.data pipelin
 (:func:`feature_dataset`): files are decoded in parallel (:mod:`pipelines.audio`), the features of
 each clip computed in parallel map calls, then batched. From ``XLA_MIN_CLIPS`` files on, the
 front-end is compiled with XLA (``jit_compile``): XLA fuses the framing, window, power spectrum,
-log, scaling and delta steps into a few loops over memory, 1.5-2 ms less CPU per 10 s clip on the
-two-stage features (bench/results.md), for a one-off compilation of about 2 s. The values are those
-of the graph front-end up to float32 rounding (max abs difference ~2e-7 on [0, 1]-scaled
-features); the sidecar records which was used.
+log, scaling and delta steps into a few loops over memory, ~1.5 ms less CPU per 10 s clip on the
+two-stage features (bench/results.md, docs/performance.md), for a one-off compilation of 1-2 s.
+The values are those of the graph front-end up to float32 rounding (max abs difference ~2e-7 on
+[0, 1]-scaled features); the sidecar records which was used.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tf_scenes.io_utils import atomic_path, atomic_write_json, ensure_writable_d
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-# Files from which the front-end is XLA-compiled by default (compilation ~2 s, saves ~2 ms a clip).
+# Files from which the front-end is XLA-compiled by default (compilation 1-2 s, saves ~1.5 ms a clip).
 XLA_MIN_CLIPS = 1000
 
 
