@@ -443,19 +443,9 @@ def validation_fn(trainer, data: dict, train: TrainConfig):
 
 
 def _finished(run_dir: Path, spec: RunConfig) -> bool:
-    import json
+    from tf_scenes.runs import is_finished
 
-    import yaml
-
-    from tf_scenes.config import dump_yaml
-
-    try:
-        info = json.loads((run_dir / "run.json").read_text())
-        same = (run_dir / "config.yaml").read_text() == dump_yaml(spec)
-    except (OSError, ValueError, yaml.YAMLError):
-        return False
-    return (info.get("status") == "finished" and same and (run_dir / "model.json").exists()
-            and (run_dir / "metrics.json").exists())
+    return is_finished(run_dir, spec, required=("model.json", "metrics.json"))
 
 
 def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:

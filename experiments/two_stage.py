@@ -405,17 +405,9 @@ def augment_offline(train_records, kinds, cfg: Config, cache: Path, root: Path):
 
 
 def _finished(run_dir: Path, model_cfg: dict) -> bool:
-    import json
+    from tf_scenes.runs import is_finished
 
-    import yaml
-
-    try:
-        info = json.loads((run_dir / "run.json").read_text())
-        same = yaml.safe_load((run_dir / "config.yaml").read_text()) == yaml.safe_load(
-            yaml.safe_dump(model_cfg, sort_keys=False))
-    except (OSError, ValueError):
-        return False
-    return info.get("status") == "finished" and same and (run_dir / "model.json").exists()
+    return is_finished(run_dir, model_cfg, required=("model.json",))
 
 
 def load_selected(run_dir: Path):

@@ -421,18 +421,9 @@ def write_card(run_dir: Path, run: ModelRun, weights: Path, mean, std) -> None:
 
 
 def _finished(run_dir: Path, run_cfg: dict) -> bool:
-    import json
+    from tf_scenes.runs import is_finished
 
-    import yaml
-
-    try:
-        info = json.loads((run_dir / "run.json").read_text())
-        same = yaml.safe_load((run_dir / "config.yaml").read_text()) == yaml.safe_load(
-            yaml.safe_dump(run_cfg, sort_keys=False))
-    except (OSError, ValueError):
-        return False
-    return (info.get("status") == "finished" and same and (run_dir / "model.json").exists()
-            and (run_dir / "scores_evaluate.tsv").exists())
+    return is_finished(run_dir, run_cfg, required=("model.json", "scores_evaluate.tsv"))
 
 
 def save_scores(path: Path, records, rows, probs: np.ndarray) -> None:

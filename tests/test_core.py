@@ -183,3 +183,14 @@ def test_config_base_replace_marker(tmp_path):
     (tmp_path / "base.yaml").write_text("a: {x: 1, y: 2}\nb: {x: 1}\n")
     (tmp_path / "child.yaml").write_text("base: base.yaml\na: {__replace__: true, z: 3}\nb: {y: 2}\n")
     assert config.read_yaml(tmp_path / "child.yaml") == {"a": {"z": 3}, "b": {"x": 1, "y": 2}}
+
+
+def test_is_finished_requires_same_config_status_and_files(tmp_path):
+    d = runs.create_run_dir(tmp_path / "r", Exp(), seed=0)
+    assert not runs.is_finished(d, Exp())  # still running
+    runs.finish_run(d, {"acc": 1.0})
+    assert not runs.is_finished(d, Exp())  # model.json missing
+    (d / "model.json").write_text("{}")
+    assert runs.is_finished(d, Exp())
+    assert not runs.is_finished(d, Exp(name="other"))
+    assert not runs.is_finished(tmp_path / "none", Exp())

@@ -93,10 +93,24 @@ def finish_run(path, metrics: dict | None = None, status: str = "finished") -> N
     atomic_write_json(run_file, info)
 
 
+def is_finished(path, config, required: tuple[str, ...] = ("model.json",)) -> bool:
+    """True when `path` holds a finished run of exactly `config` (a dataclass or plain data) and
+    the `required` files; studies reuse such runs instead of training again."""
+    import yaml
+
+    path = Path(path)
+    try:
+        info = json.loads((path / "run.json").read_text())
+        same = yaml.safe_load((path / "config.yaml").read_text()) == yaml.safe_load(dump_yaml(config))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return info.get("status") == "finished" and same and all((path / f).exists() for f in required)
+
+
 def read_run_config(path) -> dict:
     import yaml
 
     return yaml.safe_load((Path(path) / "config.yaml").read_text())
 
 
-__all__ = ["create_run_dir", "finish_run", "read_run_config", "package_versions", "code_version", "to_dict"]
+__all__ = ["create_run_dir", "finish_run", "is_finished", "read_run_config", "package_versions", "code_version", "to_dict"]
