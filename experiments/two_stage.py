@@ -315,12 +315,14 @@ def run_study(cfg: Config, out: Path) -> dict:
     kinds = sorted({k for m in cfg.models.values() for k in m.offline}, key=OFFLINE_KINDS.index)
     aug_records = augment_offline(train_records, kinds, cfg, cache, root) if kinds else []
 
-    x_orig = extract_features([r.path for r in train_records + val_records + eval_records], cache, "original")
-    n_tr, n_va = len(train_records), len(val_records)
-    base_train = Split(train_records, x_orig[:n_tr])
-    val = Split(val_records, x_orig[n_tr:n_tr + n_va])
-    test = Split(eval_records, x_orig[n_tr + n_va:])
-    x_aug = extract_features([r.path for r in aug_records], cache, "augmented") if aug_records else None
+    # One feature cache for every clip of the study; splits are views of it (no copies).
+    all_records = train_records + val_records + eval_records + aug_records
+    x_all = extract_features([r.path for r in all_records], cache, "all")
+    n_tr, n_va, n_ev = len(train_records), len(val_records), len(eval_records)
+    base_train = Split(train_records, x_all[:n_tr])
+    val = Split(val_records, x_all[n_tr:n_tr + n_va])
+    test = Split(eval_records, x_all[n_tr + n_va:n_tr + n_va + n_ev])
+    aug_offset = n_tr + n_va + n_ev
 
     meta = {"profile": cfg.profile, "data": data_label, "synthetic": synthetic, "data_root": str(root),
             "clips": {"train": n_tr, "validation": n_va, "evaluation": len(eval_records),
@@ -332,7 +334,7 @@ def run_study(cfg: Config, out: Path) -> dict:
     models = {}
     for name, mrun in cfg.models.items():
         run_dir = out / "runs" / name
-        train = with_augmentations(base_train, aug_records, x_aug, mrun.offline)
+        train = with_augmentations(base_train, aug_records, x_all, aug_offset, mrun.offline)
         model_cfg = {"model_run": to_dict(mrun), "train": to_dict(cfg.train), "seed": cfg.seed,
                      "data": data_label, "train_clips": len(train.records)}
         if _finished(run_dir, model_cfg):
@@ -374,13 +376,17 @@ def augmentation_kind(record) -> str:
     raise ValueError(f"{record.filename}: not an offline-augmented clip")
 
 
-def with_augmentations(base: Split, aug_records, x_aug, kinds) -> Split:
-    """The base training split plus the generated clips of the given offline kinds."""
+def with_augmentations(base: Split, aug_records, x_all, aug_offset: int, kinds) -> Split:
+    """The base training split plus the generated clips of the given offline kinds, as a row view
+    of the study's feature array (`base.features` are its first rows; generated clips start at
+    `aug_offset`)."""
+    from pipelines.train_data import RowView
+
     idx = [i for i, r in enumerate(aug_records) if augmentation_kind(r) in kinds]
     if not idx:
         return base
-    return Split(base.records + [aug_records[i] for i in idx],
-                 np.concatenate([np.asarray(base.features), np.asarray(x_aug[idx])], axis=0))
+    rows = np.concatenate([np.arange(len(base.records)), aug_offset + np.asarray(idx)])
+    return Split(base.records + [aug_records[i] for i in idx], RowView(x_all, rows))
 
 
 def augment_offline(train_records, kinds, cfg: Config, cache: Path, root: Path):

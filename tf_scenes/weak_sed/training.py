@@ -25,53 +25,9 @@ from typing import Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
+from pipelines.train_data import RowView  # noqa: F401  (re-exported: the study's split views)
+
 log = logging.getLogger(__name__)
-
-
-class RowView:
-    """Rows ``rows`` of ``array`` (any object with ``shape``, ``dtype`` and numpy indexing, e.g. a
-    memmap), indexable like an array of shape ``(len(rows), *array.shape[1:])``.
-
-    Reads touch only the rows asked for: ``view[i]`` and ``view[lo:hi]`` read from the base array.
-    """
-
-    def __init__(self, array, rows: Sequence[int]):
-        self.base = array
-        self.rows = np.asarray(rows, dtype=np.int64)
-        if self.rows.ndim != 1:
-            raise ValueError(f"rows must be 1-D, got shape {self.rows.shape}")
-        n = int(array.shape[0])
-        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= n):
-            raise IndexError(f"row index out of range for an array of {n} rows")
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self.rows), *self.base.shape[1:])
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def dtype(self):
-        return self.base.dtype
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index):
-        if isinstance(index, (int, np.integer)):
-            return np.asarray(self.base[int(self.rows[index])])
-        picked = self.rows[index]
-        if picked.size == 0:
-            return np.zeros((0, *self.base.shape[1:]), self.base.dtype)
-        # Sorted unique reads (memmap friendly), then back to the requested order.
-        uniq, inverse = np.unique(picked, return_inverse=True)
-        return np.asarray(self.base[uniq])[inverse.reshape(picked.shape)]
-
-    def __array__(self, dtype=None, copy=None):
-        out = self[:]
-        return out.astype(dtype) if dtype is not None else out
 
 
 def standardize(x, mean, std, std_floor: float = 1e-8):
