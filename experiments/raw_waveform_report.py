@@ -241,8 +241,16 @@ def filter_responses(kernel: np.ndarray, sample_rate: int, n_fft: int = 512):
 
 def figure3(model, fig_dir: Path, meta: dict, sample_rate: int = 16000) -> Path:
     """First-layer filter magnitude responses of both pipelines, sorted by peak frequency."""
+    tag = "synthetic data" if meta["synthetic"] else "real data"
+    return filter_figure(model, Path(fig_dir) / "figure3_filters.png",
+                         f"Figure 3: first-layer filter responses ({meta['profile']} profile, {tag})", sample_rate)
+
+
+def filter_figure(model, path: Path, title: str, sample_rate: int = 16000) -> Path:
+    """Draw the first-layer filter responses to `path` (.png) and save the arrays beside it (.npz)."""
     from tf_scenes.io_utils import atomic_path
 
+    path = Path(path)
     backbone = getattr(model, "backbone", model)
     plt = _plt()
     panels = []
@@ -252,6 +260,8 @@ def figure3(model, fig_dir: Path, meta: dict, sample_rate: int = 16000) -> Path:
         except ValueError:
             continue  # merge="short" / "long" builds one pipeline
         panels.append((name, layer, *filter_responses(kernel, sample_rate)))
+    if not panels:
+        raise ValueError("the model has no first-layer filters named short_conv1 / long_conv1")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     arrays = {}
     for ax, (name, layer, freqs, db, peak, order) in zip(axes[0], panels):
@@ -263,10 +273,9 @@ def figure3(model, fig_dir: Path, meta: dict, sample_rate: int = 16000) -> Path:
         ax.set_title(name)
         arrays.update({f"{layer}_db": db, f"{layer}_peak_hz": peak, f"{layer}_order": order, "freqs_hz": freqs})
     fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, label="dB re peak")
-    tag = "synthetic data" if meta["synthetic"] else "real data"
-    fig.suptitle(f"Figure 3: first-layer filter responses ({meta['profile']} profile, {tag})")
-    path = _save(fig, Path(fig_dir) / "figure3_filters.png")
-    with atomic_path(Path(fig_dir) / "figure3_filters.npz", suffix=".npz") as tmp:
+    fig.suptitle(title)
+    path = _save(fig, path)
+    with atomic_path(path.with_suffix(".npz"), suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     return path
 

@@ -588,7 +588,7 @@ def export_2apae(run_dir: Path, out_dir: Path, metadata: dict) -> Path:
     return export_saved_model(
         model, out_dir, sample_rate=card["sample_rate"],
         labels={"clip": list(CLASSES), "time_attention": list(CLASSES)},
-        metadata={"family": "weak_sed", "model": "2apae", "run": str(run_dir), **metadata,
+        metadata={"family": "weak_sed", "model": "2apae", "run": str(run_dir), "frame_seconds": 0.032, **metadata,
                   "note": ("clips are cut or zero-padded to 10 s (320,000 samples at 32 kHz) by the front-end; "
                            "per-band standardisation with the training mixtures' statistics is inside; "
                            "time_attention is (batch, classes, 311 frames), hop 32 ms")})

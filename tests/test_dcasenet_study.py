@@ -477,3 +477,49 @@ def test_finetune_command_on_a_joint_run(tiny_study, tmp_path):
     assert not same("tag_fc3") and not same("gru_1")  # on the TAG path: trained from them
 
     assert main(["finetune", str(tmp_path), "--task", "asc"]) == 2  # not a run folder: clear error
+
+
+def test_export_tflite_predict_and_saliency_commands_on_a_run(tiny_study, tmp_path, capsys):
+    """The shipping commands on a DcaseNet run folder: `export --tflite` (checked against Keras),
+    `predict` on a 44.1 kHz scene clip (resampled to 24 kHz) with frame activities, and `saliency`
+    on each task head."""
+    from tf_scenes.cli import main
+    from tf_scenes.export import read_export_metadata
+
+    run = tiny_study["out"] / "runs" / "v3-asc+tag+sed"
+    exp = tmp_path / "export"
+    assert main(["export", str(run), "--out", str(exp), "--tflite"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(res["tflite"]["max_abs_diff"]) == {"scene", "tags", "frames"}
+    assert max(res["tflite"]["max_abs_diff"].values()) < 1e-3 and Path(res["tflite"]["path"]).exists()
+    meta, labels = read_export_metadata(exp)
+    assert meta["family"] == "dcasenet" and meta["input"]["sample_rate"] == 24000 and meta["frame_seconds"] == 0.1
+    # the same SavedModel as the study's own export
+    wav = (0.1 * np.random.default_rng(2).standard_normal((1, 30000))).astype(np.float32)
+    ours = tf.saved_model.load(str(exp)).signatures["serving_default"](waveform=tf.constant(wav))
+    study = tf.saved_model.load(str(tiny_study["out"] / "export" / "dcasenet_v3-asc+tag+sed")).signatures[
+        "serving_default"](waveform=tf.constant(wav))
+    for k in ("scene", "tags", "frames"):
+        np.testing.assert_allclose(ours[k].numpy(), study[k].numpy(), atol=1e-6)
+
+    clip = sorted((tiny_study["data"] / "TAU-urban-acoustic-scenes-2020-mobile-development" / "audio").glob("*.wav"))[0]
+    assert main(["predict", str(exp), str(clip), "--top", "2", "--threshold", "0.5"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["file"] == str(clip) and line["sample_rate"] == 24000
+    scene = line["outputs"]["scene"]["top"]
+    assert len(scene) == 2 and scene[0][0] in labels["scene"] and scene[0][1] >= scene[1][1]
+    frames = line["outputs"]["frames"]
+    n_frames = len(frames["frames"])
+    # 100 ms frames in whole trunk steps of 0.8 s (8 frames; a partial last step is dropped)
+    assert n_frames % 8 == 0 and line["seconds"] / 0.1 - 8 < n_frames <= line["seconds"] / 0.1
+    assert frames["frame_hop_s"] == 0.1
+    assert all(len(f) == len(labels["frames"]) for f in frames["frames"]) and len(frames["active"]) == n_frames
+
+    for head in ("scene", "tags", "frames"):
+        fig = tmp_path / f"sal_{head}.png"
+        assert main(["saliency", str(run), str(clip), "--output", head, "--out", str(fig)]) == 0
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert fig.stat().st_size > 10_000 and f"[{head}]" in res["panels"][0]
+    # the export folder points back at its run: saliency accepts it too
+    assert main(["saliency", str(exp), str(clip), "--output", "tags", "--out", str(tmp_path / "e.png")]) == 0
+    assert main(["saliency", str(run), str(clip), "--output", "nope", "--out", str(tmp_path / "x.png")]) == 2

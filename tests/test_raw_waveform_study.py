@@ -520,3 +520,53 @@ def test_fit_resumes_hierarchical_trainer_exactly(tmp_path):
     assert len(straight) == len(resumed)
     for x, y in zip(straight, resumed):
         np.testing.assert_array_equal(x, y)
+
+
+def test_export_tflite_predict_and_saliency_commands_on_a_run(study, tiny_esc50, tmp_path, capsys):
+    """The shipping commands on the raw-waveform run folder: `export --tflite` (whole clips, same
+    outputs as the study's export), `predict` on a 44.1 kHz stereo file (down-mixed, resampled), and
+    `saliency`: Grad-CAM over time plus the first-layer filter responses."""
+    from tf_scenes.audio import read_audio, write_audio
+    from tf_scenes.cli import main
+    from tf_scenes.export import read_export_metadata
+
+    out, _ = study
+    run = out / "runs" / rw.HIERARCHICAL
+    exp = tmp_path / "export"
+    assert main(["export", str(run), "--out", str(exp), "--tflite"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(res["tflite"]["max_abs_diff"]) == {"coarse", "fine", "embedding"}
+    assert max(res["tflite"]["max_abs_diff"].values()) < 1e-3
+    meta, labels = read_export_metadata(exp)
+    assert meta["family"] == "raw_waveform" and meta["input"]["sample_rate"] == SR
+    clip = tiny_esc50 / "ESC-50" / "audio" / Path(_json(out / "splits.json")["splits"]["main_test"][0]["file"]).name
+    x, _ = read_audio(clip, sr=SR)
+    ours = tf.saved_model.load(str(exp)).signatures["serving_default"](waveform=tf.constant(x[None]))
+    theirs = tf.saved_model.load(str(out / "export" / "raw_waveform_hierarchical")).signatures[
+        "serving_default"](waveform=tf.constant(x[None]))
+    for k in ("coarse", "fine", "embedding"):
+        np.testing.assert_allclose(ours[k].numpy(), theirs[k].numpy(), atol=1e-6)
+
+    import soxr
+
+    stereo = soxr.resample(np.stack([x, x], axis=1), SR, 44100)
+    write_audio(tmp_path / "stereo44k.wav", stereo, 44100, subtype="FLOAT")
+    assert main(["predict", str(exp), str(clip), str(tmp_path / "stereo44k.wav")]) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.strip().splitlines()]
+    assert [ln["file"] for ln in lines] == [str(clip), str(tmp_path / "stereo44k.wav")]
+    for ln in lines:
+        assert ln["sample_rate"] == SR and ln["seconds"] == pytest.approx(5.0, abs=1e-3)
+        assert ln["outputs"]["coarse"]["top"][0][0] in labels["coarse"]
+        assert len(ln["outputs"]["fine"]["top"]) == 3
+    top = lines[0]["outputs"]["coarse"]["top"]
+    np.testing.assert_allclose([p for _, p in top], np.sort(ours["coarse"].numpy()[0])[::-1][:3], atol=1e-5)
+    assert lines[1]["outputs"]["coarse"]["top"][0][0] == top[0][0]  # the same sound after resampling
+
+    fig = tmp_path / "sal.png"
+    assert main(["saliency", str(run), str(clip), "--output", "fine", "--out", str(fig)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fig.stat().st_size > 10_000 and "gradcam at short_conv4" in res["panels"][0]
+    assert res["filters"] == str(tmp_path / "sal_filters.png") and Path(res["filters"]).stat().st_size > 10_000
+    arrays = np.load(tmp_path / "sal_filters.npz")
+    assert {"short_conv1_db", "long_conv1_db", "freqs_hz"} <= set(arrays.files)
+    assert np.all(np.diff(arrays["short_conv1_peak_hz"]) >= 0)  # sorted by peak frequency

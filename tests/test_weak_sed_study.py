@@ -375,3 +375,62 @@ def test_paper_numbers_and_markdown():
                                   "paper": None, "note": "n"}], data_source="d", profile="p", synthetic=True, snrs=[0])
     md = tables.table1_markdown(doc)
     assert "| GAP | 0 | 0.5000 | – | – | – | – | – | n |" in md and "SYNTHETIC data" in md
+
+
+def test_export_tflite_predict_and_saliency_commands_on_runs(study, tiny_data, tmp_path, capsys):
+    """The shipping commands on weak-SED run folders: `export --tflite` of the 2APAE run (same
+    SavedModel outputs as the study's export) and of a pooling baseline, `predict` with the time
+    attention as frame activities, and `saliency` with the model's own attention panels."""
+    import tensorflow as tf
+
+    from tf_scenes.cli import main
+    from tf_scenes.export import read_export_metadata
+
+    out, _ = study
+    run = out / "runs" / "2apae" / "snr20" / "fold4"
+    exp = tmp_path / "2apae"
+    assert main(["export", str(run), "--out", str(exp), "--tflite"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(res["tflite"]["max_abs_diff"]) == {"clip", "time_attention"}
+    assert max(res["tflite"]["max_abs_diff"].values()) < 1e-3
+    meta, labels = read_export_metadata(exp)
+    assert meta["family"] == "weak_sed" and meta["input"]["sample_rate"] == 32000 and meta["frame_seconds"] == 0.032
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, 320000))).astype(np.float32)
+    ours = tf.saved_model.load(str(exp)).signatures["serving_default"](waveform=tf.constant(x))
+    theirs = tf.saved_model.load(str(out / "export" / "2apae_snr20")).signatures["serving_default"](
+        waveform=tf.constant(x))
+    for k in ("clip", "time_attention"):
+        np.testing.assert_allclose(ours[k].numpy(), theirs[k].numpy(), atol=1e-6)
+
+    base = tmp_path / "gwrp"
+    assert main(["export", str(out / "runs" / "gwrp" / "snr20" / "fold4"), "--out", str(base)]) == 0
+    capsys.readouterr()
+    assert read_export_metadata(base)[0]["outputs"] == ["clip"]
+
+    clip = sorted((Path(tiny_data) / "weak_sed_remix" / "snr20" / "audio").glob("*.wav"))[0]
+    assert main(["predict", str(exp), str(clip)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    top = line["outputs"]["clip"]["top"]
+    assert len(top) == 3 and top[0][0] in labels["clip"]
+    att = line["outputs"]["time_attention"]
+    assert len(att["frames"]) == 311 and len(att["frames"][0]) == 41 and att["frame_hop_s"] == 0.032
+    from tf_scenes.audio import read_audio
+
+    wav, _ = read_audio(clip, sr=32000)
+    served = tf.saved_model.load(str(exp)).signatures["serving_default"](waveform=tf.constant(wav[None]))
+    np.testing.assert_allclose(np.array(att["frames"]), served["time_attention"].numpy()[0].T, atol=1e-4)
+    np.testing.assert_allclose([p for _, p in top], np.sort(served["clip"].numpy()[0])[::-1][:3], atol=1e-5)
+    assert main(["predict", str(base), str(clip)]) == 0
+    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["outputs"]) == {"clip"}
+
+    fig = tmp_path / "sal.png"
+    assert main(["saliency", str(run), str(clip), "--class", top[0][0], "--out", str(fig)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fig.stat().st_size > 10_000 and len(res["panels"]) == 3 and top[0][0] in res["panels"][0]
+    assert main(["saliency", str(out / "runs" / "dilated_attention" / "snr20" / "fold4"), str(clip),
+                 "--out", str(tmp_path / "d.png")]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "gradcam at block3_conv" in res["panels"][0] and "model attention" in res["panels"][1]
+    assert main(["saliency", str(out / "runs" / "gap" / "snr20" / "fold4"), str(clip),
+                 "--out", str(tmp_path / "g.png")]) == 0
+    assert "cam at class_conv" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["panels"][0]

@@ -38,25 +38,59 @@ def _study_models(study_dir: Path):
     return {n: load(n) for n in m10}, {n: load(n) for n in m3}, info
 
 
+def family_model(run_dir: Path):
+    """(Keras model taking waveforms, card, labels, extra metadata, min_samples) for one run folder.
+
+    Each family ships what its study exports: DcaseNet scene/tag/frame probabilities, weak-SED clip
+    probabilities with the model's own attention over time, raw-waveform whole clips (windowing and
+    window averaging inside the graph), and the features + training statistics + model otherwise."""
+    import keras
+
+    from .model_io import load_run_model, read_model_card, waveform_model
+
+    card = read_model_card(run_dir)
+    family = card["family"]
+    extra, min_samples = {}, None
+    if family == "raw_waveform":  # whole clips: windowing + averaging inside the graph
+        from experiments.raw_waveform import clip_model
+
+        model = clip_model(load_run_model(run_dir)[0])
+        extra["note"] = "whole clips: 2 s windows (hop 1.5 s) inside the graph, window scores averaged"
+    elif family == "dcasenet":
+        from .dcasenet.serving import MIN_SAMPLES, serving_model
+
+        model, card = serving_model(run_dir)
+        min_samples = MIN_SAMPLES
+        extra.update(frame_seconds=0.1, note="scene and tag probabilities of the whole input (the evaluation "
+                     "protocol's 3-crop ASC average is not part of the graph); frames: SED activity per 100 ms")
+    elif family == "weak_sed":  # class outputs only (not the reconstruction or the raw class map)
+        wm, card = waveform_model(run_dir)
+        keep = [k for k in ("clip", "time_attention", "attention") if k in wm.output]
+        model = keras.Model(wm.inputs[0], {k: wm.output[k] for k in keep}, name=f"{card['builder']}_waveform")
+        extra.update(frame_seconds=0.032, note=(
+            "clips are cut or zero-padded to 10 s (320,000 samples at 32 kHz) by the front-end; per-band "
+            "standardisation with the training mixtures' statistics is inside; attention maps are "
+            "(batch, classes, 311 frames), hop 32 ms"))
+    else:
+        model, card = waveform_model(run_dir)
+    labels = card["outputs"]
+    if isinstance(model.output, dict):
+        labels = {k: v for k, v in labels.items() if k in model.output}
+    return model, card, labels, extra, min_samples
+
+
 def export_run(run_dir: Path, out: Path) -> tuple[Path, object]:
     """Export a run or two-stage study folder; returns (export dir, the Keras model exported)."""
     from .export import export_saved_model, two_stage_system
-    from .model_io import read_model_card, waveform_model
+    from .model_io import read_model_card
 
     run_dir = Path(run_dir)
     if (run_dir / "model.json").exists():
-        card = read_model_card(run_dir)
-        if card["family"] == "raw_waveform":  # whole clips: windowing + averaging inside the graph
-            from experiments.raw_waveform import clip_model
-
-            from .model_io import load_run_model
-
-            model = clip_model(load_run_model(run_dir)[0])
-        else:
-            model, card = waveform_model(run_dir)
-        path = export_saved_model(model, out, sample_rate=card["sample_rate"], labels=card["outputs"],
+        model, card, labels, extra, min_samples = family_model(run_dir)
+        path = export_saved_model(model, out, sample_rate=card["sample_rate"], labels=labels,
                                   metadata={"family": card["family"], "builder": card["builder"],
-                                            "runs": [str(run_dir.resolve())]})
+                                            "runs": [str(run_dir.resolve())], **extra},
+                                  min_samples=min_samples)
         return path, model
     if (run_dir / "study.json").exists() and (run_dir / "runs").is_dir():
         from .datasets.tau2020 import BROAD_CLASSES, SCENES

@@ -40,11 +40,17 @@ def load_export(export_dir: Path):
     return fn, meta, labels
 
 
-def describe(outputs: dict, labels: dict, top: int, threshold: float | None, duration_s: float) -> dict:
+def describe(outputs: dict, labels: dict, top: int, threshold: float | None, duration_s: float,
+             frame_seconds: float | None = None) -> dict:
+    """JSON-ready summary of one file's outputs. Frame outputs are (frames, classes), or (classes,
+    frames) as the weak-SED time attention (transposed here); their hop is `frame_seconds` when the
+    export records it, else the duration over the number of frames."""
     out = {}
     for name, value in outputs.items():
         v = np.asarray(value)[0]  # one file at a time
         names = labels.get(name)
+        if v.ndim == 2 and names and len(names) == v.shape[0] != v.shape[1]:
+            v = v.T  # (classes, frames) -> (frames, classes)
         if v.ndim == 1 and names and len(names) == v.shape[0]:
             order = np.argsort(-v)[:top]
             out[name] = {"top": [[names[i], round(float(v[i]), 5)] for i in order]}
@@ -52,7 +58,7 @@ def describe(outputs: dict, labels: dict, top: int, threshold: float | None, dur
             clip = v.max(axis=0)
             order = np.argsort(-clip)[:top]
             entry = {"top": [[names[i], round(float(clip[i]), 5)] for i in order],
-                     "frame_hop_s": round(duration_s / max(v.shape[0], 1), 5),
+                     "frame_hop_s": round(frame_seconds or duration_s / max(v.shape[0], 1), 5),
                      "frames": np.round(v, 4).tolist()}
             if threshold is not None:
                 entry["active"] = [[names[c] for c in np.flatnonzero(row >= threshold)] for row in v]
@@ -97,6 +103,7 @@ def run(args) -> int:
             failed += 1
             continue
         line = {"file": str(path), "sample_rate": sr, "seconds": round(len(wav) / sr, 3),
-                "outputs": describe(outputs, labels, args.top, args.threshold, len(wav) / sr)}
+                "outputs": describe(outputs, labels, args.top, args.threshold, len(wav) / sr,
+                                   meta.get("frame_seconds"))}
         print(json.dumps(line), flush=True)
     return 2 if failed else 0

@@ -6,7 +6,8 @@ by `tf-scenes export` (it records the run folders it came from).
 
 Defaults (method, layer, output head) come from the run's model card: CAM from the ResNet's class
 conv, Grad-CAM at a mid conv layer for the FCNNs, DcaseNet per task head (--output scene|tags|frames),
-the weak-SED model's own attention maps beside Grad-CAM, Grad-CAM over time for the raw-waveform model.
+the weak-SED model's own attention maps beside Grad-CAM, Grad-CAM over time for the raw-waveform model
+(with a second figure, OUT_filters.png, of its first-layer filter responses sorted by peak frequency).
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ def explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=N
     outputs = card["outputs"]
     if isinstance(model.output, dict):
         output = output or defaults.get("output") or next(iter(outputs))
+        if output not in model.output:
+            raise TFScenesError(f"{run_dir}: the model has no output {output!r}; outputs: {', '.join(model.output)}")
     else:
         output = None
     if not layer:
@@ -129,8 +132,8 @@ def explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=N
         m = fn(model, x, layer, class_index=c, output=output)[0]
         spec = x[0] if x.ndim == 3 else x[0, :, :, 0]
         panels = [(f"{card['family']} {method} at {layer}" + (f" [{output}]" if output else "") + f": {cname}", m)]
-        if isinstance(pred, dict):  # models with their own attention maps (weak-SED 2APAE)
-            for key in ("freq_attention", "time_attention"):
+        if isinstance(pred, dict):  # models with their own attention maps (weak-SED 2APAE, dilated CNN)
+            for key in defaults.get("attention") or ("freq_attention", "time_attention"):
                 if key in pred:
                     a = np.asarray(pred[key])[0, c]  # (frames, mels) or (frames,)
                     a = (a - a.min()) / max(float(a.max() - a.min()), 1e-12)
@@ -186,7 +189,16 @@ def run(args) -> int:
             n_classes = len(next(iter(card["outputs"].values())))
             p = [(f"{n_classes}-class {t}", m) for t, m in p]
         panels += p
-    hop = None
-    path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}", hop_seconds=hop)
-    print(json.dumps({"figure": str(path), "runs": [str(r) for r in runs], "panels": [t for t, _ in panels]}))
+    path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}")
+    result = {"figure": str(path), "runs": [str(r) for r in runs], "panels": [t for t, _ in panels]}
+    if card["family"] == "raw_waveform":  # the first layer's filters are what the model listens with
+        from experiments.raw_waveform_report import filter_figure
+
+        from .model_io import load_run_model
+
+        model, _ = load_run_model(runs[0])
+        filters = Path(args.out).with_name(Path(args.out).stem + "_filters.png")
+        result["filters"] = str(filter_figure(model, filters, f"{runs[0].name}: first-layer filter responses",
+                                              card["sample_rate"]))
+    print(json.dumps(result))
     return 0
