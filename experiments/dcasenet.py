@@ -92,6 +92,8 @@ class TrainConfig:
     select: Literal["last", "best"] = "last"  # "best": best val_score epoch on the validation split
     eval_batch_size: int = 16
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
+    jit_compile: Literal["auto", "on", "off"] = "auto"  # XLA; "auto": Keras' rule (see training.distribute)
     run_eagerly: bool = False            # no tf.function tracing (cheaper for a handful of steps: smoke tests)
 
     def __post_init__(self):
@@ -466,7 +468,7 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
     from tf_scenes.datasets import tau2020
     from tf_scenes.io_utils import atomic_path
     from tf_scenes.models.dcasenet import DcaseNetConfig
-    from tf_scenes.training.distribute import configure_precision
+    from tf_scenes.training.distribute import configure_precision, get_strategy, jit_compile_arg
     from tf_scenes.training.schedules import CosineWarmRestarts
     from tf_scenes.training.trainer import fit, load_model_weights, set_determinism
 
@@ -476,15 +478,16 @@ def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
     configure_precision(t.precision)
     set_determinism(spec.seed)
     mcfg = from_dict(DcaseNetConfig, spec.model)
-    trainer = JointTrainer(mcfg, spec.tasks)
-    if spec.init_from:
-        init_weights = selected_weights(Path(spec.init_from))
-        log.info("%s: initialised from %s", spec.name, init_weights)
-        load_model_weights(trainer.net, init_weights)
-    schedule = CosineWarmRestarts(max_lr=t.lr, min_lr=t.lr_min, first_cycle_epochs=t.restart_epochs,
-                                  steps_per_epoch=t.steps_per_epoch, t_mul=t.t_mul)
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-8),  # PyTorch's eps
-                    run_eagerly=t.run_eagerly)
+    with get_strategy(t.strategy).scope():  # variables (model, optimizer) live under the strategy
+        trainer = JointTrainer(mcfg, spec.tasks)
+        if spec.init_from:
+            init_weights = selected_weights(Path(spec.init_from))
+            log.info("%s: initialised from %s", spec.name, init_weights)
+            load_model_weights(trainer.net, init_weights)
+        schedule = CosineWarmRestarts(max_lr=t.lr, min_lr=t.lr_min, first_cycle_epochs=t.restart_epochs,
+                                      steps_per_epoch=t.steps_per_epoch, t_mul=t.t_mul)
+        trainer.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-8),  # PyTorch's eps
+                        run_eagerly=t.run_eagerly, jit_compile=jit_compile_arg(t.jit_compile))
 
     crops, hop = crop_frames(t), label_hop_frames()
 

@@ -123,6 +123,9 @@ class TrainConfig:
     steps_per_epoch: Optional[int] = None  # None: one pass over the training windows
     verbose: int = 2  # Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch)
     tensorboard: bool = True  # TensorBoard logs in each run folder when the package is installed
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"  # tf.distribute
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: Literal["auto", "on", "off"] = "auto"  # XLA; "auto": Keras' rule (see training.distribute)
 
 
 @dataclass(frozen=True)
@@ -585,20 +588,24 @@ def train_run(name: str, mcfg, cfg: Config, train: WindowView, train_labels: dic
 
     from pipelines.train_data import epoch_steps, make_train_dataset
     from tf_scenes.models.raw_waveform import build_raw_waveform
+    from tf_scenes.training.distribute import configure_precision, get_strategy, jit_compile_arg
     from tf_scenes.training.prototype import attach_hierarchical_losses
     from tf_scenes.training.trainer import fit
 
     t = cfg.train
     seed = run_seed(cfg, name)
     keras.utils.set_random_seed(seed)
-    backbone = build_raw_waveform(mcfg)
-    if init_from is not None:
-        copied = copy_matching_weights(init_from, backbone)
-        log.info("%s: initialised %d layers from the base model", name, len(copied))
-    trainer = attach_hierarchical_losses(backbone, mcfg, optimizer=keras.optimizers.Adam(lr))
-    # A fresh trainer is not "built" until first called; Keras refuses to load the resume checkpoint
-    # into an unbuilt model (its backbone is built and its prototypes exist: build() only marks it).
-    trainer.build((None, mcfg.window_samples))
+    configure_precision(t.precision)
+    with get_strategy(t.strategy).scope():  # variables (model, prototypes, optimizer) under the strategy
+        backbone = build_raw_waveform(mcfg)
+        if init_from is not None:
+            copied = copy_matching_weights(init_from, backbone)
+            log.info("%s: initialised %d layers from the base model", name, len(copied))
+        trainer = attach_hierarchical_losses(backbone, mcfg, optimizer=keras.optimizers.Adam(lr),
+                                             jit_compile=jit_compile_arg(t.jit_compile))
+        # A fresh trainer is not "built" until first called; Keras refuses to load the resume checkpoint
+        # into an unbuilt model (its backbone is built and its prototypes exist: build() only marks it).
+        trainer.build((None, mcfg.window_samples))
     steps = t.steps_per_epoch or epoch_steps(len(train), t.batch_size)
     if steps < 1:
         from tf_scenes.errors import ConfigError

@@ -64,6 +64,7 @@ class TrainConfig:
     select: Literal["best", "last"] = "best"  # best on the validation split, or the last epoch
     strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    jit_compile: Literal["auto", "on", "off"] = "auto"  # XLA; "auto": Keras' rule (see training.distribute)
     eval_batch_size: int = 32
     steps_per_epoch: Optional[int] = None  # None: ceil(clips / batch_size)
     # BatchNorm moving-statistics momentum (reference: Keras' 0.99). Runs of a few hundred steps
@@ -200,7 +201,7 @@ def train_one(name: str, run: ModelRun, cfg: Config, train: Split, val: Split | 
 
     from pipelines.train_data import make_train_dataset
     from tf_scenes.models.two_stage import build_two_stage_model
-    from tf_scenes.training.distribute import configure_precision, get_strategy
+    from tf_scenes.training.distribute import configure_precision, get_strategy, jit_compile_arg
     from tf_scenes.training.schedules import CosineWarmRestarts
     from tf_scenes.training.trainer import fit
 
@@ -219,7 +220,7 @@ def train_one(name: str, run: ModelRun, cfg: Config, train: Split, val: Split | 
         schedule = CosineWarmRestarts(max_lr=t.lr_max, min_lr=t.lr_min, steps_per_epoch=steps,
                                       first_cycle_epochs=t.first_cycle_epochs, t_mul=t.cycle_mult)
         model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=t.momentum),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
+                      loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile_arg(t.jit_compile))
 
     # SpecAugment as the reference: one frequency and one time mask per channel, before cropping.
     spec = dict(max_freq_width=t.spec_augment_freq, max_time_width=t.spec_augment_time,

@@ -73,6 +73,9 @@ class TrainConfig:
     eval_batch_size: int = 16
     steps_per_epoch: Optional[int] = None  # None: ceil(training mixtures / batch_size), one pass
     run_eagerly: bool = False  # Keras eager steps (no tf.function tracing): for smoke tests of many tiny runs
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"  # tf.distribute
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: Literal["auto", "on", "off"] = "auto"  # XLA; "auto": Keras' rule (see training.distribute)
 
 
 @dataclass(frozen=True)
@@ -319,7 +322,10 @@ def compile_model(model, run: ModelRun, train: TrainConfig):
 
     from tf_scenes.models.weak_sed import weak_sed_loss
 
+    from tf_scenes.training.distribute import jit_compile_arg
+
     model.compile(optimizer=keras.optimizers.Adam(train.lr), run_eagerly=train.run_eagerly,
+                  jit_compile=jit_compile_arg(train.jit_compile),
                   **weak_sed_loss(run.alpha, reconstruction=uses_reconstruction(run)))
     return model
 
@@ -340,7 +346,11 @@ def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split
     seed = run_seed(cfg, name, split.eval_fold)
     keras.backend.clear_session()  # drop the graphs of earlier runs (many runs in one process)
     keras.utils.set_random_seed(seed)
-    model = compile_model(build_weak_sed(model_config(run)), run, t)
+    from tf_scenes.training.distribute import configure_precision, get_strategy
+
+    configure_precision(t.precision)
+    with get_strategy(t.strategy).scope():  # variables (model, optimizer) live under the strategy
+        model = compile_model(build_weak_sed(model_config(run)), run, t)
     recon = uses_reconstruction(run)
 
     steps = t.steps_per_epoch or max(1, -(-len(split.fit) // t.batch_size))

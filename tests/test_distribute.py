@@ -132,3 +132,117 @@ def test_split_cpu_after_initialisation_is_a_clear_error():
         split_cpu(2)
     with pytest.raises(ConfigError, match="n >= 1"):
         split_cpu(0)
+
+
+# The studies' own training steps under MirroredStrategy: the raw-waveform HierarchicalTrainer adds a
+# prototype loss to Keras' (replica-scaled) CE losses, and the DcaseNet JointTrainer has its own
+# train_step; both must give each replica its share of the loss, or the summed gradients count the
+# added terms twice.  Toy backbones without BatchNormalization (per-replica batch statistics would
+# legitimately differ); 2 SGD steps from the same weights on the same global batches.
+TRAINERS_SCRIPT = textwrap.dedent("""
+    import json
+    from tf_scenes.training.distribute import get_strategy, replica_share, split_cpu
+    devices = split_cpu(2)
+    import keras, numpy as np, tensorflow as tf
+    from keras import ops
+    from tf_scenes.training.prototype import attach_hierarchical_losses
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 20)).astype(np.float32)
+    coarse, fine = rng.integers(0, 3, 16), rng.integers(0, 5, 16)
+
+    def backbone():
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((20,))
+        emb = keras.layers.Dense(4, name="emb")(keras.layers.Dense(8, activation="relu", name="h")(inp))
+        return keras.Model(inp, {"embedding": emb,
+                                 "coarse": keras.layers.Dense(3, activation="softmax", name="c")(emb),
+                                 "fine": keras.layers.Dense(5, activation="softmax", name="f")(emb)})
+
+    class Joint(keras.Model):  # the JointTrainer's step: summed task losses, replica share, scale_loss
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+        def call(self, x):
+            return self.net(x)
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                p = self.net(x, training=True)
+                a = ops.mean(keras.losses.sparse_categorical_crossentropy(y["coarse"], p["coarse"]))
+                b = ops.mean(keras.losses.sparse_categorical_crossentropy(y["fine"], p["fine"]))
+                total = a + b
+                scaled = self.optimizer.scale_loss(replica_share(total))
+            grads = tape.gradient(scaled, self.net.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
+            return {"loss": total}
+
+    def ds():
+        return tf.data.Dataset.from_tensor_slices((x, {"coarse": coarse, "fine": fine})).batch(8)
+
+    out = {}
+    for name in ("default", "mirrored"):
+        strategy = get_strategy(name, devices=devices if name == "mirrored" else None)
+        with strategy.scope():
+            share = strategy.run(lambda: replica_share(tf.constant(1.0)))
+            hier = attach_hierarchical_losses(backbone(), n_coarse=3, optimizer=keras.optimizers.SGD(0.5),
+                                              metrics=False)
+            joint = Joint(backbone())
+            joint.compile(optimizer=keras.optimizers.SGD(0.5))
+        hier.fit(ds(), epochs=1, verbose=0)
+        joint.fit(ds(), epochs=1, verbose=0)
+        out[name] = {"share": [float(v) for v in strategy.experimental_local_results(share)],
+                     "hier": [w.tolist() for w in hier.get_weights()],
+                     "joint": [w.tolist() for w in joint.get_weights()],
+                     "start": [w.tolist() for w in backbone().get_weights()]}
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_custom_training_steps_give_each_replica_its_share_of_the_loss():
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", TRAINERS_SCRIPT], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(lines[0][len("RESULT "):])
+    assert res["default"]["share"] == [1.0] and res["mirrored"]["share"] == [0.5, 0.5]
+    for key in ("hier", "joint"):
+        a, b = res["default"][key], res["mirrored"][key]
+        assert len(a) == len(b) > 0
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(np.array(v), np.array(u), rtol=0, atol=1e-5, err_msg=key)
+        # the steps moved the weights
+        assert any(not np.allclose(np.array(u), np.array(s)) for u, s in zip(a, res["default"]["start"]))
+
+
+STUDIES_SCRIPT = textwrap.dedent("""
+    import sys
+    from tf_scenes.training.distribute import split_cpu
+    split_cpu(2)
+    from tf_scenes.cli import main
+    from tf_scenes.synth import generate
+    root = sys.argv[1]
+    for kind in ("asc", "tag", "sed", "remix", "esc50"):
+        generate(kind, root + "/data", size="tiny", seed=0, progress=False)
+    common = ["--set", "train.strategy=mirrored", "--set", "data.synthetic_dir=" + root + "/data"]
+    for study in ("raw_waveform", "weak_sed", "dcasenet"):
+        rc = main(["reproduce", study, "--profile", "tiny", "--out", root + "/" + study,
+                   "--set", "data.cache_dir=" + root + "/cache_" + study, *common])
+        assert rc == 0, study
+    print("RESULT ok")
+""")
+
+
+@pytest.mark.slow
+def test_every_study_trains_under_mirrored_strategy(tmp_path):
+    """`--set train.strategy=mirrored` over 2 logical CPU devices: each study's tiny profile runs end
+    to end and writes its tables."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", STUDIES_SCRIPT, str(tmp_path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0 and "RESULT ok" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for study, table in (("raw_waveform", "table2.json"), ("weak_sed", "table1.json"), ("dcasenet", "table2.json")):
+        assert (tmp_path / study / table).exists(), study
+        cfg = (tmp_path / study / "config.yaml").read_text()
+        assert "strategy: mirrored" in cfg, study

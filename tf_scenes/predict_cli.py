@@ -59,12 +59,12 @@ def describe(outputs: dict, labels: dict, top: int, threshold: float | None, dur
             order = np.argsort(-clip)[:top]
             entry = {"top": [[names[i], round(float(clip[i]), 5)] for i in order],
                      "frame_hop_s": round(frame_seconds or duration_s / max(v.shape[0], 1), 5),
-                     "frames": np.round(v, 4).tolist()}
+                     "frames": np.round(v.astype(np.float64), 4).tolist()}
             if threshold is not None:
                 entry["active"] = [[names[c] for c in np.flatnonzero(row >= threshold)] for row in v]
             out[name] = entry
         elif v.size <= 1024:
-            out[name] = {"values": np.round(v, 5).tolist()}
+            out[name] = {"values": np.round(v.astype(np.float64), 5).tolist()}
         else:
             out[name] = {"shape": list(v.shape)}
     return out

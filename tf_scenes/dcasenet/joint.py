@@ -28,6 +28,7 @@ from keras import ops
 
 from tf_scenes.errors import ConfigError
 from tf_scenes.models.dcasenet import OUTPUT_KEYS, DcaseNetConfig, build_task_models, sed_loss
+from tf_scenes.training.distribute import replica_share
 
 TASKS = ("asc", "tag", "sed")
 
@@ -101,7 +102,9 @@ class JointTrainer(keras.Model):
         with tf.GradientTape() as tape:
             losses = self.task_losses(data, training=True)
             total = ops.sum(ops.stack([losses[t] for t in self.tasks]))
-            scaled = self.optimizer.scale_loss(total)  # identity unless a LossScaleOptimizer (mixed_float16)
+            # per-replica share under a distribution strategy (the replicas' gradients are summed),
+            # then the loss scale of a LossScaleOptimizer (mixed_float16; identity otherwise)
+            scaled = self.optimizer.scale_loss(replica_share(total))
         grads = tape.gradient(scaled, self._train_vars)
         self.optimizer.apply_gradients(zip(grads, self._train_vars))
         self.trackers["loss"].update_state(total)

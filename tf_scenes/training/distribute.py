@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu", "one_device")
 PRECISION_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+JIT_SETTINGS = ("auto", "on", "off")
 
 
 def get_strategy(name: str = "default", *, devices=None, tpu: str | None = None) -> tf.distribute.Strategy:
@@ -90,6 +91,29 @@ def configure_precision(policy: str = "auto") -> str:
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+def replica_share(value):
+    """A loss computed on one replica's batch, divided by the number of replicas in sync.
+
+    Under a distribution strategy the gradients of the replicas are summed; Keras' own
+    ``compute_loss`` scales its losses this way, and a custom train step or an added loss term must
+    too, or it counts N times.  The identity outside a strategy / with one replica."""
+    n = tf.distribute.get_strategy().num_replicas_in_sync
+    return value if n == 1 else value * tf.cast(1.0 / n, value.dtype)
+
+
+def jit_compile_arg(setting: str = "auto"):
+    """``train.jit_compile`` -> Keras' ``compile(jit_compile=...)``.
+
+    ``"auto"``: Keras' rule: XLA on a GPU / TPU, but not on CPU-only machines, under a distribution
+    strategy, or with op determinism enabled (the studies enable it for reproducible runs); on 2
+    CPU cores XLA made the two-stage training steps slower (bench/results.md).  ``"on"`` / ``"off"``
+    force it.
+    """
+    if setting not in JIT_SETTINGS:
+        raise ConfigError(f"unknown jit_compile setting {setting!r}; choose one of {', '.join(JIT_SETTINGS)}")
+    return {"auto": "auto", "on": True, "off": False}[setting]
 
 
 def split_cpu(n: int) -> list[str]:

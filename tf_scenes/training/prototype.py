@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .distribute import replica_share
+
 _PKG = "tf_scenes.prototype"
 
 
@@ -120,7 +122,9 @@ class HierarchicalTrainer(keras.Model):
                 raise ValueError("the prototype loss needs coarse labels: targets lack 'coarse'")
             proto = self.prototype_loss(y_pred["embedding"], y["coarse"])
             self.prototype_tracker.update_state(proto)
-            loss = loss + ops.cast(self.prototype_weight, loss.dtype) * ops.cast(proto, loss.dtype)
+            # Keras' compute_loss already holds this replica's share of the CE terms: add the
+            # prototype term the same way (replica_share: identity without a strategy)
+            loss = loss + ops.cast(self.prototype_weight, loss.dtype) * replica_share(ops.cast(proto, loss.dtype))
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -141,7 +145,7 @@ class HierarchicalTrainer(keras.Model):
 def attach_hierarchical_losses(backbone: keras.Model, cfg=None, *, optimizer=None, n_coarse: int | None = None,
                                prototype_weight: float | None = None, margin: float | None = None,
                                coarse_weight: float | None = None, fine_weight: float | None = None,
-                               metrics: bool = True) -> HierarchicalTrainer:
+                               metrics: bool = True, jit_compile="auto") -> HierarchicalTrainer:
     """Wrap `backbone` in a compiled HierarchicalTrainer (multi-task CE + prototype loss, Adam 1e-3).
 
     Settings come from `cfg` (a RawWaveformConfig: n_coarse, prototype_weight, prototype_margin,
@@ -174,5 +178,6 @@ def attach_hierarchical_losses(backbone: keras.Model, cfg=None, *, optimizer=Non
         metrics={h: [keras.metrics.SparseCategoricalAccuracy(name=f"{prefix}top1"),
                      keras.metrics.SparseTopKCategoricalAccuracy(k=3, name=f"{prefix}top3")] for h in heads}
         if metrics else None,
+        jit_compile=jit_compile,
     )
     return trainer
