@@ -95,6 +95,10 @@ def test_get_strategy_by_name():
     assert get_strategy("default") is tf.distribute.get_strategy()
     one = get_strategy("one_device", devices="/cpu:0")
     assert isinstance(one, tf.distribute.OneDeviceStrategy) and one.num_replicas_in_sync == 1
+    # made once per process and settings (a second MirroredStrategy would clash with the first's
+    # collective instance keys: test_every_study_trains_under_mirrored_strategy)
+    assert get_strategy("one_device", devices="/cpu:0") is one
+    assert get_strategy("one_device", devices="/cpu:0") is not get_strategy("one_device")
     with pytest.raises(ConfigError, match="unknown distribution strategy 'horovod'.*mirrored"):
         get_strategy("horovod")
     with pytest.raises(ConfigError, match="one device string"):

@@ -40,11 +40,26 @@ def get_strategy(name: str = "default", *, devices=None, tpu: str | None = None)
       None = the environment's TPU, e.g. on a TPU VM or Colab).
     - ``"one_device"``: ``OneDeviceStrategy`` on ``devices`` (a device string; default the first GPU,
       else the CPU).
+
+    A strategy is made once per process and settings, then reused: the studies train many models
+    in one process, and a second MirroredStrategy over the same devices reuses the collective
+    instance keys of the first, whose cached shapes then clash ("Shape mismatch in the collective
+    instance"); a multi-worker or TPU strategy can only be initialised once anyway.
     """
     if name not in STRATEGIES:
         raise ConfigError(f"unknown distribution strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     if name == "default":
         return tf.distribute.get_strategy()
+    key = (name, tuple(devices) if isinstance(devices, (list, tuple)) else devices, tpu)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = _make_strategy(name, devices, tpu)
+    return _STRATEGIES[key]
+
+
+_STRATEGIES: dict = {}
+
+
+def _make_strategy(name: str, devices, tpu):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "one_device":
