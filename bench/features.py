@@ -204,8 +204,10 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
         f"{ratios['graph_cpu_per_clip_median']}x CPU. Max abs difference to the librosa output: "
         f"{diffs['xla_vs_librosa']:.2e} (XLA), {diffs['graph_vs_librosa']:.2e} (graph); XLA vs graph "
         f"{diffs['xla_vs_graph']:.2e}. XLA compilation: ~{xla_cost['compile_overhead_cpu_s']} CPU s once, "
-        f"{xla_cost['cpu_saving_ms_per_clip']} CPU ms saved per clip: break-even after ~{xla_cost['break_even_clips']} "
-        f"clips (the cache compiles from {XLA_MIN_CLIPS} files on).",
+        f"{xla_cost['cpu_saving_ms_per_clip']} CPU ms saved per clip: "
+        + (f"break-even after ~{xla_cost['break_even_clips']} clips" if xla_cost['break_even_clips'] is not None
+           else "no break-even on this machine (XLA was not cheaper per clip in this run)")
+        + f" (the cache compiles from {XLA_MIN_CLIPS} files on).",
         "",
         "Where the time goes (parts alone, interleaved, per clip):",
         "",
