@@ -212,6 +212,10 @@ def train_one(name: str, run: ModelRun, cfg: Config, train: Split, val: Split | 
     # (first half mixed with second half), ceil(N / batch) steps per epoch.
     steps = t.steps_per_epoch or max(1, -(-len(train.records) // t.batch_size))
     seed = cfg.seed + _stable_hash(name) % 10_000
+    # Initial weights and dropout seeds from this run's own seed: a run's result must not depend on
+    # what consumed the global random state before it (the runs trained earlier in this process,
+    # an offline augmentation computed now or read from its cache, a resumed study).
+    keras.utils.set_random_seed(seed)
 
     configure_precision(t.precision)
     strategy = get_strategy(t.strategy)
