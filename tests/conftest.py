@@ -8,6 +8,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "numba"))
 
+# As the training commands do: one inter-op thread on CPU, so that tests comparing runs bit for bit
+# are not at the mercy of op scheduling (tf_scenes.training.trainer.serial_inter_op).
+from tf_scenes.training.trainer import serial_inter_op  # noqa: E402
+
+serial_inter_op()
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"

@@ -27,6 +27,7 @@ COMMANDS = {
     "export": ("tf_scenes.export_cli", "export a trained run as a SavedModel taking waveforms"),
     "predict": ("tf_scenes.predict_cli", "run an exported SavedModel on audio files, print JSON lines"),
 }
+TRAINING_COMMANDS = ("reproduce", "finetune")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose == 0:  # tf.function retracing notices between models are expected here
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     mod = importlib.import_module(args._module)
+    if args.command in TRAINING_COMMANDS:
+        # Before TensorFlow's runtime starts: bit-reproducible CPU training (see serial_inter_op).
+        from .training.trainer import serial_inter_op
+
+        serial_inter_op()
     try:
         return int(mod.run(args) or 0)
     except TFScenesError as e:
