@@ -955,14 +955,19 @@ def clip_model(backbone):
     return keras.Model(wav, res, name="raw_waveform_clip")
 
 
+def clip_export_settings() -> tuple[int, dict]:
+    """(min_samples, metadata) of a whole-clip export (the study's and `tf-scenes export`'s)."""
+    fcfg = feature_config()
+    return fcfg.raw_window_samples, {
+        "family": FAMILY, "window_seconds": fcfg.window_seconds, "hop_seconds": fcfg.hop_seconds,
+        "pre_emphasis": fcfg.pre_emphasis, "clip_decision": "mean of the window scores",
+        "embedding": "mean of the 128-D window embeddings"}
+
+
 def export_clip_model(backbone, classes: Classes, out_dir: Path, metadata: dict | None = None) -> Path:
     from tf_scenes.export import export_saved_model
 
-    fcfg = feature_config()
-    model = clip_model(backbone)
+    min_samples, meta = clip_export_settings()
     return export_saved_model(
-        model, out_dir, sample_rate=fcfg.sample_rate, min_samples=fcfg.raw_window_samples,
-        labels={"coarse": list(classes.coarse), "fine": list(classes.fine)},
-        metadata={"family": FAMILY, "window_seconds": fcfg.window_seconds, "hop_seconds": fcfg.hop_seconds,
-                  "pre_emphasis": fcfg.pre_emphasis, "clip_decision": "mean of the window scores",
-                  "embedding": "mean of the 128-D window embeddings", **(metadata or {})})
+        clip_model(backbone), out_dir, sample_rate=feature_config().sample_rate, min_samples=min_samples,
+        labels={"coarse": list(classes.coarse), "fine": list(classes.fine)}, metadata={**meta, **(metadata or {})})

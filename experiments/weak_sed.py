@@ -575,17 +575,26 @@ def _protocol_text(cfg: Config) -> str:
             "table values are the mean over these held-out folds")
 
 
+# What a weak-SED export serves (the outputs a model has of these; not the reconstruction or the raw
+# class map), its attention hop and the note recorded in the export's metadata.
+EXPORT_OUTPUTS = ("clip", "time_attention", "attention")
+FRAME_SECONDS = 0.032
+EXPORT_NOTE = ("clips are cut or zero-padded to 10 s (320,000 samples at 32 kHz) by the front-end; per-band "
+               "standardisation with the training mixtures' statistics is inside; attention maps are "
+               "(batch, classes, 311 frames), hop 32 ms")
+
+
 def export_waveform_model(run_dir: Path):
-    """Keras model: 32 kHz waveform [batch, samples] -> {"clip", "time_attention"} (features,
-    training-set standardisation and channel drop in the graph; from the run's model card)."""
+    """Keras model: 32 kHz waveform [batch, samples] -> the run's EXPORT_OUTPUTS (2APAE: "clip" and
+    "time_attention"; dilated CNN: "clip" and "attention"), with features, training-set
+    standardisation and channel drop in the graph; from the run's model card."""
     import keras
 
     from tf_scenes.model_io import waveform_model
 
     wm, card = waveform_model(run_dir)
-    out = wm.output
-    return keras.Model(wm.inputs[0], {"clip": out["clip"], "time_attention": out["time_attention"]},
-                       name="weak_sed_2apae_waveform"), card
+    keep = [k for k in EXPORT_OUTPUTS if k in wm.output]
+    return keras.Model(wm.inputs[0], {k: wm.output[k] for k in keep}, name=f"{card['builder']}_waveform"), card
 
 
 def export_2apae(run_dir: Path, out_dir: Path, metadata: dict) -> Path:
@@ -598,7 +607,5 @@ def export_2apae(run_dir: Path, out_dir: Path, metadata: dict) -> Path:
     return export_saved_model(
         model, out_dir, sample_rate=card["sample_rate"],
         labels={"clip": list(CLASSES), "time_attention": list(CLASSES)},
-        metadata={"family": "weak_sed", "model": "2apae", "run": str(run_dir), "frame_seconds": 0.032, **metadata,
-                  "note": ("clips are cut or zero-padded to 10 s (320,000 samples at 32 kHz) by the front-end; "
-                           "per-band standardisation with the training mixtures' statistics is inside; "
-                           "time_attention is (batch, classes, 311 frames), hop 32 ms")})
+        metadata={"family": "weak_sed", "model": "2apae", "run": str(run_dir), "frame_seconds": FRAME_SECONDS,
+                  **metadata, "note": EXPORT_NOTE})

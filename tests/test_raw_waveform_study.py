@@ -539,6 +539,11 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(study, tiny_esc50,
     assert max(res["tflite"]["max_abs_diff"].values()) < 1e-3
     meta, labels = read_export_metadata(exp)
     assert meta["family"] == "raw_waveform" and meta["input"]["sample_rate"] == SR
+    study_meta, _ = read_export_metadata(out / "export" / "raw_waveform_hierarchical")
+    # the same input contract as the study's export: at least one 2 s window, the same windowing
+    assert meta["input"]["min_samples"] == study_meta["input"]["min_samples"] == 2 * SR
+    for k in ("window_seconds", "hop_seconds", "clip_decision"):
+        assert meta[k] == study_meta[k]
     clip = tiny_esc50 / "ESC-50" / "audio" / Path(_json(out / "splits.json")["splits"]["main_test"][0]["file"]).name
     x, _ = read_audio(clip, sr=SR)
     ours = tf.saved_model.load(str(exp)).signatures["serving_default"](waveform=tf.constant(x[None]))

@@ -44,33 +44,27 @@ def family_model(run_dir: Path):
     Each family ships what its study exports: DcaseNet scene/tag/frame probabilities, weak-SED clip
     probabilities with the model's own attention over time, raw-waveform whole clips (windowing and
     window averaging inside the graph), and the features + training statistics + model otherwise."""
-    import keras
-
     from .model_io import load_run_model, read_model_card, waveform_model
 
     card = read_model_card(run_dir)
     family = card["family"]
     extra, min_samples = {}, None
     if family == "raw_waveform":  # whole clips: windowing + averaging inside the graph
-        from experiments.raw_waveform import clip_model
+        from experiments.raw_waveform import clip_export_settings, clip_model
 
         model = clip_model(load_run_model(run_dir)[0])
-        extra["note"] = "whole clips: 2 s windows (hop 1.5 s) inside the graph, window scores averaged"
+        min_samples, extra = clip_export_settings()
     elif family == "dcasenet":
-        from .dcasenet.serving import MIN_SAMPLES, serving_model
+        from .dcasenet.serving import EXPORT_NOTE, FRAME_SECONDS, MIN_SAMPLES, serving_model
 
         model, card = serving_model(run_dir)
         min_samples = MIN_SAMPLES
-        extra.update(frame_seconds=0.1, note="scene and tag probabilities of the whole input (the evaluation "
-                     "protocol's 3-crop ASC average is not part of the graph); frames: SED activity per 100 ms")
-    elif family == "weak_sed":  # class outputs only (not the reconstruction or the raw class map)
-        wm, card = waveform_model(run_dir)
-        keep = [k for k in ("clip", "time_attention", "attention") if k in wm.output]
-        model = keras.Model(wm.inputs[0], {k: wm.output[k] for k in keep}, name=f"{card['builder']}_waveform")
-        extra.update(frame_seconds=0.032, note=(
-            "clips are cut or zero-padded to 10 s (320,000 samples at 32 kHz) by the front-end; per-band "
-            "standardisation with the training mixtures' statistics is inside; attention maps are "
-            "(batch, classes, 311 frames), hop 32 ms"))
+        extra.update(frame_seconds=FRAME_SECONDS, note=EXPORT_NOTE)
+    elif family == "weak_sed":  # as the study exports: clip probabilities and the attention over time
+        from experiments.weak_sed import EXPORT_NOTE, FRAME_SECONDS, export_waveform_model
+
+        model, card = export_waveform_model(run_dir)
+        extra.update(frame_seconds=FRAME_SECONDS, note=EXPORT_NOTE)
     else:
         model, card = waveform_model(run_dir)
     labels = card["outputs"]

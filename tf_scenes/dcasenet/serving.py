@@ -16,6 +16,12 @@ from pathlib import Path
 MIN_SAMPLES = 1 + 39 * 480  # 40 frames: 1 + (n - 1) // 480 >= 40 (pre-emphasis drops one sample)
 
 
+# Recorded in an export's metadata (here and by `tf-scenes export`).
+FRAME_SECONDS = 0.1
+EXPORT_NOTE = ("scene and tag probabilities of the whole input (the evaluation protocol's 3-crop ASC average is "
+               "not part of the graph); frames: SED activity per 100 ms")
+
+
 def serving_model(run_dir):
     """keras.Model: waveform (batch, samples) at 24 kHz -> {"scene", "tags", "frames"} probabilities."""
     import keras
@@ -37,9 +43,7 @@ def export_run(run_dir, out_dir, metadata: dict | None = None) -> Path:
 
     model, card = serving_model(run_dir)
     meta = {"family": "dcasenet", "builder": card["builder"], "run": str(Path(run_dir).resolve()),
-            "frame_seconds": 0.1,
-            "note": "scene and tag probabilities of the whole input (the evaluation protocol's 3-crop ASC "
-                    "average is not part of the graph); frames: SED activity per 100 ms"}
+            "frame_seconds": FRAME_SECONDS, "note": EXPORT_NOTE}
     meta.update(metadata or {})
     return export_saved_model(model, out_dir, sample_rate=card["sample_rate"], labels=card["outputs"],
                               metadata=meta, min_samples=MIN_SAMPLES)
