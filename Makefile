@@ -18,7 +18,7 @@ OUT ?=
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt setup.cfg
+$(STAMP): requirements.txt requirements-dev.txt setup.cfg setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -34,27 +34,27 @@ test-all: $(STAMP)
 
 ## Synthetic default datasets (small size) under data/.
 data: $(STAMP)
-	$(PY) -m tf_scenes.cli synth all --out $(DATA_DIR) --size small --seed 0
+	$(VENV)/bin/tf-scenes synth all --out $(DATA_DIR) --size small --seed 0
 
 bench: $(STAMP)
 	$(PY) -m bench.run --out bench
 
 reproduce-two-stage: $(STAMP)
-	$(PY) -m tf_scenes.cli reproduce two_stage --profile $(PROFILE) $(if $(DATA),--data $(DATA)) \
+	$(VENV)/bin/tf-scenes reproduce two_stage --profile $(PROFILE) $(if $(DATA),--data $(DATA)) \
 		--out $(or $(OUT),results/two_stage)
 
 reproduce-dcasenet: $(STAMP)
-	$(PY) -m tf_scenes.cli reproduce dcasenet --profile $(PROFILE) \
+	$(VENV)/bin/tf-scenes reproduce dcasenet --profile $(PROFILE) \
 		$(if $(ASC_DATA),--set data.asc_root=$(ASC_DATA)) $(if $(TAG_DATA),--set data.tag_root=$(TAG_DATA)) \
 		$(if $(SED_DATA),--set data.sed_root=$(SED_DATA)) --out $(or $(OUT),results/dcasenet)
 
 reproduce-weak-sed: $(STAMP)
-	$(PY) -m tf_scenes.cli reproduce weak_sed --profile $(PROFILE) \
+	$(VENV)/bin/tf-scenes reproduce weak_sed --profile $(PROFILE) \
 		$(if $(EVENTS),--set data.events_root=$(EVENTS)) $(if $(SCENES),--set data.scenes_root=$(SCENES)) \
 		--out $(or $(OUT),results/weak_sed)
 
 reproduce-raw-waveform: $(STAMP)
-	$(PY) -m tf_scenes.cli reproduce raw_waveform --profile $(PROFILE) $(if $(DATA),--data $(DATA)) \
+	$(VENV)/bin/tf-scenes reproduce raw_waveform --profile $(PROFILE) $(if $(DATA),--data $(DATA)) \
 		--out $(or $(OUT),results/raw_waveform)
 
 clean:

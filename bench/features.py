@@ -4,7 +4,7 @@ Both sides read the same 24-bit 44.1 kHz 10 s wav clips from disk (written befor
 OS page cache) and compute the two-stage features (log-mel 128 x 431 -> min-max -> deltas ->
 (423, 128, 3)) into one float32 array:
 
-* ours: :func:`pipelines.cache.feature_dataset`, the pipeline of the feature cache: parallel
+* ours: :func:`tf_scenes.pipelines.cache.feature_dataset`, the pipeline of the feature cache: parallel
   decoding (24-bit PCM through a strided numpy view), the front-end of each clip in parallel map
   calls, XLA-compiled (``jit_compile=True``; the cache uses it from ``XLA_MIN_CLIPS`` files on),
   batched, written into the array; also measured with the graph front-end (``jit_compile=False``);
@@ -59,7 +59,7 @@ def _breakdown(paths, sources, cfg, repeats: int, batch: int) -> dict:
     import soundfile as sf
     import tensorflow as tf
 
-    from pipelines.audio import decode_dataset, pcm24_samples
+    from tf_scenes.pipelines.audio import decode_dataset, pcm24_samples
     from tf_scenes.features import extract, tf_features
 
     n = len(paths)
@@ -119,8 +119,8 @@ def _breakdown(paths, sources, cfg, repeats: int, batch: int) -> dict:
 def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
     import soundfile as sf
 
-    from pipelines.audio import probe_audio
-    from pipelines.cache import XLA_MIN_CLIPS, feature_dataset
+    from tf_scenes.pipelines.audio import probe_audio
+    from tf_scenes.pipelines.cache import XLA_MIN_CLIPS, feature_dataset
     from tf_scenes.features import get_feature_config, output_shape
     from tf_scenes.features import reference
 
@@ -224,7 +224,7 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
     return {
         "measured": ("wall-clock and process CPU time (user + system, all threads) to decode N 24-bit wav files "
                      "from disk and compute the two_stage features into one numpy array: our tf.data pipeline "
-                     "(pipelines.cache.feature_dataset, XLA and graph front-end) vs a sequential soundfile + librosa "
+                     "(tf_scenes.pipelines.cache.feature_dataset, XLA and graph front-end) vs a sequential soundfile + librosa "
                      "+ numpy loop; sides interleaved; warm-up runs (XLA compilation, TF tracing, numba JIT) "
                      "excluded from the timed repeats and reported as first_run_s"),
         "config": "two_stage", "n_clips": n_clips, "clip_seconds": seconds, "sample_rate": 44100,

@@ -5,8 +5,8 @@ The reference two-stage code feeds Keras from a Python generator: each batch rea
 draws SpecAugment masks and a random crop per clip with numpy, and mixes the two halves with one
 Beta(0.4, 0.4) lambda per pair. Here that design reads one pickle per clip (a (423, 128, 3)
 float32 array and its one-hot label) from a temporary folder; ours is
-:func:`pipelines.train_data.make_train_dataset` over the same features stored as one ``.npy``
-opened with ``mmap_mode="r"`` (the layout of :func:`pipelines.cache.cached_features`), with the same
+:func:`tf_scenes.pipelines.train_data.make_train_dataset` over the same features stored as one ``.npy``
+opened with ``mmap_mode="r"`` (the layout of :func:`tf_scenes.pipelines.cache.cached_features`), with the same
 settings (SpecAugment per channel before a 400-frame crop, mixup alpha 0.4 of the two halves).
 Both sources were just written, so their files are in the OS page cache.
 
@@ -118,7 +118,7 @@ class ThreadedBatches:
 
 
 def _ours(features, labels, batch_size: int, crop: int, seed: int = 0):
-    from pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.train_data import make_train_dataset
 
     return make_train_dataset(features, labels, batch_size=batch_size, seed=seed, epochs=10_000, crop=crop,
                               spec_augment={"per_channel": True}, mixup_alpha=0.4, mixup_pairing="halves")

@@ -304,7 +304,7 @@ def load_task(task: str, data: DataConfig, seed: int) -> TaskData:
     s = _seed_for(task, seed)
 
     if task == "asc":
-        from pipelines.cache import cached_features
+        from tf_scenes.pipelines.cache import cached_features
         from tf_scenes.datasets import tau2020
 
         train = tau2020.load(root, "train")
@@ -600,7 +600,7 @@ def run_study(cfg: Config, out: Path) -> dict:
         log.info("run %d/%d: %s", i + 1, len(plan), name)
         results[name] = train_run(spec, data, runs_dir / name)
 
-    from experiments import dcasenet_report
+    from tf_scenes.experiments import dcasenet_report
 
     tables = dcasenet_report.write_tables(cfg, out, results, meta)
     figures = dcasenet_report.figures(cfg, out, runs_dir, results, meta) if cfg.figures else []

@@ -66,7 +66,7 @@ def _version_label(key: str) -> str:
 
 
 def build_table2(cfg, results: dict) -> list[dict]:
-    from experiments.dcasenet import TASKS, run_name
+    from tf_scenes.experiments.dcasenet import TASKS, run_name
 
     rows = []
     for key in cfg.table2:
@@ -81,7 +81,7 @@ def build_table2(cfg, results: dict) -> list[dict]:
 
 
 def build_table3(cfg, results: dict) -> list[dict]:
-    from experiments.dcasenet import parse_tasks, run_name
+    from tf_scenes.experiments.dcasenet import parse_tasks, run_name
 
     rows = []
     for version in cfg.table3_versions:

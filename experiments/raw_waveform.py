@@ -359,12 +359,12 @@ def is_binaural(records, mode: str) -> bool:
 def clip_windows(paths, cache_dir, *, binaural: bool = False) -> np.ndarray:
     """Windows of every clip, cached: (clips, windows, window_samples, 1) float32 (memory-mapped).
 
-    Mono: the "raw" feature config through pipelines.cache (resampled to 16 kHz once, 3 windows).
+    Mono: the "raw" feature config through tf_scenes.pipelines.cache (resampled to 16 kHz once, 3 windows).
     Binaural: each stereo clip becomes left, right, left + right, left - right
     (tf_scenes.metrics.clustering.binaural_expand), each windowed the same way: 4 x 3 = 12
     windows, waveform-major.
     """
-    from pipelines.cache import cached_features
+    from tf_scenes.pipelines.cache import cached_features
 
     cfg = feature_config()
     if not binaural:
@@ -376,7 +376,7 @@ def _binaural_windows(paths, cfg, cache_dir: Path) -> np.ndarray:
     import hashlib
     import json
 
-    from pipelines.cache import _file_records
+    from tf_scenes.pipelines.cache import _file_records
     from tf_scenes.audio import read_audio
     from tf_scenes.features import extract, output_shape
     from tf_scenes.features.config import config_to_dict
@@ -445,7 +445,7 @@ def augment_window(x, seed, aug: AugmentConfig):
     """Seeded augmentation of one pre-emphasised window (samples,) -> (samples,), mean removed again."""
     import tensorflow as tf
 
-    from pipelines.augment import fold_seed
+    from tf_scenes.pipelines.augment import fold_seed
 
     def u(k, lo, hi):
         return tf.random.stateless_uniform([], seed=fold_seed(seed, k), minval=lo, maxval=hi)
@@ -586,7 +586,7 @@ def train_run(name: str, mcfg, cfg: Config, train: WindowView, train_labels: dic
     """
     import keras
 
-    from pipelines.train_data import epoch_steps, make_train_dataset
+    from tf_scenes.pipelines.train_data import epoch_steps, make_train_dataset
     from tf_scenes.models.raw_waveform import build_raw_waveform
     from tf_scenes.training.distribute import configure_precision, get_strategy, jit_compile_arg
     from tf_scenes.training.prototype import attach_hierarchical_losses
@@ -732,7 +732,7 @@ def run_study(cfg: Config, out: Path) -> dict:
     from tf_scenes.io_utils import atomic_save_npy, atomic_write_json, ensure_writable_dir
     from tf_scenes.training.trainer import set_determinism
 
-    from experiments import raw_waveform_report as report
+    from tf_scenes.experiments import raw_waveform_report as report
 
     out = ensure_writable_dir(out)
     set_determinism(cfg.seed)

@@ -112,7 +112,7 @@ def cluster_row(key: str, label: str, emb: np.ndarray, coarse: np.ndarray, fine:
 
 
 def build_tables(cfg, meta: dict, metrics: dict, window_emb: dict, test, tview, transfer: dict) -> dict:
-    from experiments.raw_waveform import FLAT, HIERARCHICAL, RUNS, TABLE2, TABLE6
+    from tf_scenes.experiments.raw_waveform import FLAT, HIERARCHICAL, RUNS, TABLE2, TABLE6
 
     def note(key):
         spec = RUNS[key]
@@ -298,7 +298,7 @@ def project_2d(x: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
 def projection(window_emb: dict, coarse: np.ndarray, classes, fig_dir: Path, meta: dict, method: str = "pca",
                seed: int = 0) -> Path:
     """2-D projection of test window embeddings, hierarchical vs not, coloured by coarse class."""
-    from experiments.raw_waveform import FLAT, HIERARCHICAL
+    from tf_scenes.experiments.raw_waveform import FLAT, HIERARCHICAL
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))

@@ -18,10 +18,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # study name -> module providing Config (dataclass) and run_study(cfg, out_dir) -> dict
 STUDIES = {
-    "two_stage": "experiments.two_stage",
-    "dcasenet": "experiments.dcasenet",
-    "weak_sed": "experiments.weak_sed",
-    "raw_waveform": "experiments.raw_waveform",
+    "two_stage": "tf_scenes.experiments.two_stage",
+    "dcasenet": "tf_scenes.experiments.dcasenet",
+    "weak_sed": "tf_scenes.experiments.weak_sed",
+    "raw_waveform": "tf_scenes.experiments.raw_waveform",
 }
 
 

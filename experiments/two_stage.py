@@ -177,7 +177,7 @@ def location_split(records, val_fraction: float, seed: int):
 
 
 def extract_features(paths, cache_dir: Path, what: str) -> np.ndarray:
-    from pipelines.cache import cached_features
+    from tf_scenes.pipelines.cache import cached_features
     from tf_scenes.features import get_feature_config
 
     log.info("features for %d %s clips", len(paths), what)
@@ -199,7 +199,7 @@ def train_one(name: str, run: ModelRun, cfg: Config, train: Split, val: Split | 
     """Train one model run in its resumable run folder; returns the selected model."""
     import keras
 
-    from pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.train_data import make_train_dataset
     from tf_scenes.models.two_stage import build_two_stage_model
     from tf_scenes.training.distribute import configure_precision, get_strategy, jit_compile_arg
     from tf_scenes.training.schedules import CosineWarmRestarts
@@ -356,7 +356,7 @@ def run_study(cfg: Config, out: Path) -> dict:
         runs.finish_run(run_dir, metrics)
         scores[name], models[name] = probs, model
 
-    from experiments import two_stage_report
+    from tf_scenes.experiments import two_stage_report
 
     tables = two_stage_report.write_all(cfg, out, test, scores, meta)
     if cfg.figures:
@@ -385,7 +385,7 @@ def with_augmentations(base: Split, aug_records, x_all, aug_offset: int, kinds) 
     """The base training split plus the generated clips of the given offline kinds, as a row view
     of the study's feature array (`base.features` are its first rows; generated clips start at
     `aug_offset`)."""
-    from pipelines.train_data import RowView
+    from tf_scenes.pipelines.train_data import RowView
 
     idx = [i for i, r in enumerate(aug_records) if augmentation_kind(r) in kinds]
     if not idx:

@@ -45,7 +45,7 @@ def system_scores(cfg, test, scores: dict) -> dict[str, tuple[np.ndarray, int]]:
 
 def build_tables(cfg, test, scores: dict, meta: dict) -> dict:
     from tf_scenes.two_stage import tables as paper
-    from experiments.two_stage import report
+    from tf_scenes.experiments.two_stage import report
 
     systems = system_scores(cfg, test, scores)
     metrics = {name: report(p, test, n) for name, (p, n) in systems.items()}

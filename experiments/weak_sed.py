@@ -234,7 +234,7 @@ def load_snr(snr: float, folder: Path, cache: Path) -> SnrData:
     """Read one SNR's remix and its (cached) features."""
     import json
 
-    from pipelines.cache import cached_features
+    from tf_scenes.pipelines.cache import cached_features
     from tf_scenes.features import get_feature_config
     from tf_scenes.weak_sed.remix import multi_hot, read_remix
 
@@ -336,7 +336,7 @@ def train_one(name: str, run: ModelRun, cfg: Config, data: SnrData, split: Split
     import keras
     import tensorflow as tf
 
-    from pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.train_data import make_train_dataset
     from tf_scenes.metrics.weak_sed import clip_metrics
     from tf_scenes.models.weak_sed import build_weak_sed
     from tf_scenes.training.trainer import CHECKPOINT_DIR, LAST, fit, read_checkpoint_state
@@ -542,7 +542,7 @@ def run_study(cfg: Config, out: Path) -> dict:
                 results.setdefault(name, {}).setdefault(s, {})[k] = run_model(
                     name, cfg, d, sp, mean, std, out / "runs" / name / f"snr{s:g}" / f"fold{k}", data_label)
 
-    from experiments import weak_sed_report
+    from tf_scenes.experiments import weak_sed_report
 
     tables = weak_sed_report.write_all(cfg, out, results, meta)
     if cfg.figures:

@@ -3,7 +3,7 @@
 Every function takes an explicit ``seed``: a shape-[2] integer tensor (int32 or int64), as used by
 TensorFlow's stateless random ops (``tf.random.stateless_*``).  The same input and seed always give
 the same output, on any run and after resuming, which is what lets the training datasets of
-:mod:`pipelines.train_data` reproduce an interrupted run batch for batch.  No function keeps state.
+:mod:`tf_scenes.pipelines.train_data` reproduce an interrupted run batch for batch.  No function keeps state.
 
 Layout: one example is ``(frames, mels, channels)`` (time first) unless the axes are given.
 

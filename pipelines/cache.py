@@ -10,7 +10,7 @@ shape; written after the array). A cache whose sidecar is missing or disagrees, 
 does not open with the recorded shape and size (truncated, corrupt), is rebuilt, never reused.
 
 Extraction is the TF front-end of :mod:`tf_scenes.features` in a tf.data pipeline
-(:func:`feature_dataset`): files are decoded in parallel (:mod:`pipelines.audio`), the features of
+(:func:`feature_dataset`): files are decoded in parallel (:mod:`tf_scenes.pipelines.audio`), the features of
 each clip computed in parallel map calls, then batched. From ``XLA_MIN_CLIPS`` files on, the
 front-end is compiled with XLA (``jit_compile``): XLA fuses the framing, window, power spectrum,
 log, scaling and delta steps into a few loops over memory, ~1.5 ms less CPU per 10 s clip on the
@@ -111,18 +111,18 @@ def feature_dataset(sources, feature_cfg, *, num_samples: int | None = None, bat
                     jit_compile: bool = False, errors=None):
     """tf.data.Dataset of feature batches (batch, frames, mel_bands, channels) of `sources` in order.
 
-    The pipeline of the cache: decode (:func:`pipelines.audio.decode_dataset`, parallel) -> the
+    The pipeline of the cache: decode (:func:`tf_scenes.pipelines.audio.decode_dataset`, parallel) -> the
     front-end of each clip (parallel map calls; XLA-compiled with ``jit_compile``) -> batch ->
     prefetch. Per-clip calls keep both cores busy (a batch is one sequential XLA call) and never
     compile a second shape for the last partial batch.
 
     Args:
-      sources: audio paths or :class:`pipelines.audio.AudioSource` objects.
+      sources: audio paths or :class:`tf_scenes.pipelines.audio.AudioSource` objects.
       feature_cfg: FeatureConfig or a named config.
       num_samples: trim / zero-pad every waveform to this length (None: the files' own lengths).
       batch_size: clips per output batch.
       jit_compile: compile the front-end with XLA (one compilation per waveform length).
-      errors: a :class:`pipelines.audio.DecodeErrors` for :func:`pipelines.audio.iterate_checked`.
+      errors: a :class:`tf_scenes.pipelines.audio.DecodeErrors` for :func:`tf_scenes.pipelines.audio.iterate_checked`.
     """
     import tensorflow as tf
 

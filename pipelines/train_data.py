@@ -166,10 +166,10 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
         epochs, initial_epoch: the dataset covers epochs ``initial_epoch .. epochs-1``; batches
             never straddle two epochs.
         crop: random crop of this many frames along axis 0 per example (two-stage: 400 of 423).
-        spec_augment: kwargs of :func:`pipelines.augment.spec_augment` (``{}`` = reference
+        spec_augment: kwargs of :func:`tf_scenes.pipelines.augment.spec_augment` (``{}`` = reference
             defaults), applied per example BEFORE cropping as in the two-stage reference; None = off.
         mixup_alpha: mixup with lambda ~ Beta(alpha, alpha) per batch; None = off.
-        mixup_pairing, mixup_per_example: see :func:`pipelines.augment.mixup`.  With ``"halves"``
+        mixup_pairing, mixup_per_example: see :func:`tf_scenes.pipelines.augment.mixup`.  With ``"halves"``
             each output batch is mixed from ``2 * batch_size`` examples (two-stage reference).
         mixup_from_epoch: mixup only in epochs ``>= mixup_from_epoch`` (DcaseNet: 6, 0-based).
         drop_remainder: drop the last partial batch of each one-pass epoch.

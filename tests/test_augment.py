@@ -1,10 +1,10 @@
-"""pipelines.augment: random crop, SpecAugment, mixup (pure, seeded, stateless)."""
+"""tf_scenes.pipelines.augment: random crop, SpecAugment, mixup (pure, seeded, stateless)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.augment import fold_seed, mixup, random_crop, spec_augment
+from tf_scenes.pipelines.augment import fold_seed, mixup, random_crop, spec_augment
 
 
 def seed(a, b=0):

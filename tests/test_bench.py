@@ -61,7 +61,7 @@ def test_reference_generator_batches(tmp_path):
 # --------------------------------------------------------------- front-end changes the bench measures
 
 def test_pcm24_samples_hand_computed():
-    from pipelines.audio import pcm24_samples
+    from tf_scenes.pipelines.audio import pcm24_samples
 
     ints = [0, 1, -1, 2**23 - 1, -(2**23), 0x123456]
     raw = b"\xab" + b"".join(v.to_bytes(3, "little", signed=True) for v in ints)  # a header byte first
@@ -96,7 +96,7 @@ def test_mel_blocks_rebuild_the_mel_matrix():
 
 def test_cache_xla_front_end_matches_graph(tmp_path):
     pytest.importorskip("tensorflow")
-    from pipelines.cache import cached_features
+    from tf_scenes.pipelines.cache import cached_features
     from tf_scenes.audio import read_audio
     from tf_scenes.features import extract
 

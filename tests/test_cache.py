@@ -12,8 +12,8 @@ from tf_scenes.errors import AudioError, ConfigError
 
 tf = pytest.importorskip("tensorflow")
 
-from pipelines import audio as paudio  # noqa: E402
-from pipelines import cache as pcache  # noqa: E402
+from tf_scenes.pipelines import audio as paudio  # noqa: E402
+from tf_scenes.pipelines import cache as pcache  # noqa: E402
 
 
 def _write(path, seconds, sr=44100, subtype="PCM_24", seed=0, channels=1):

@@ -171,7 +171,7 @@ def test_run_dir_describes_itself_and_refuses_mixing(tmp_path):
 
 
 def test_cli_help_and_unknown_command(capsys):
-    from tf_scenes import cli
+    from tf_scenes.experiments import cli
 
     assert cli.main([]) == 2
     assert "synth" in capsys.readouterr().out

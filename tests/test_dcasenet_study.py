@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments import dcasenet as study
-from experiments import dcasenet_report as report
+from tf_scenes.experiments import dcasenet as study
+from tf_scenes.experiments import dcasenet_report as report
 from tf_scenes.dcasenet import evaluate as ev
 from tf_scenes.dcasenet.data import TaskSplit, joint_dataset, restandardise, restandardise_np, train_dataset
 from tf_scenes.dcasenet.joint import JointTrainer, check_tasks, task_loss
@@ -374,7 +374,7 @@ def test_holdout_takes_whole_groups():
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
     from tf_scenes.synth import generate
 
     data = tmp_path_factory.mktemp("dcasenet_data")
@@ -450,7 +450,7 @@ def test_exported_savedmodel_matches_keras(tiny_study):
 
 
 def test_finetune_command_on_a_joint_run(tiny_study, tmp_path):
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
 
     joint = tiny_study["out"] / "runs" / "v3-asc+tag+sed"
     out = tmp_path / "ft_tag"
@@ -483,7 +483,7 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(tiny_study, tmp_pa
     """The shipping commands on a DcaseNet run folder: `export --tflite` (checked against Keras),
     `predict` on a 44.1 kHz scene clip (resampled to 24 kHz) with frame activities, and `saliency`
     on each task head."""
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
     from tf_scenes.export import read_export_metadata
 
     run = tiny_study["out"] / "runs" / "v3-asc+tag+sed"

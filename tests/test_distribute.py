@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent("""
     from tf_scenes.training.distribute import get_strategy, split_cpu
     devices = split_cpu(2)
     import keras, numpy as np, tensorflow as tf
-    from pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.train_data import make_train_dataset
     from tf_scenes.training.trainer import fit
 
     rng = np.random.default_rng(0)
@@ -224,7 +224,7 @@ STUDIES_SCRIPT = textwrap.dedent("""
     import sys
     from tf_scenes.training.distribute import split_cpu
     split_cpu(2)
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
     from tf_scenes.synth import generate
     root = sys.argv[1]
     for kind in ("asc", "tag", "sed", "remix", "esc50"):

@@ -254,7 +254,7 @@ def test_band_normalization_layer():
 
 def test_cli_features(tmp_path, capsys, caplog):
     from tf_scenes.audio import write_audio
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
     from tf_scenes.features import extract
 
     x = _audio(48000, 48000 * 2, seed=15) * 0.5

@@ -156,7 +156,7 @@ def test_audit_groups_are_means_of_devices(audit):
 
 def test_audit_cli_prints_json(reference_dir, tmp_path):
     out = tmp_path / "audit.json"
-    proc = subprocess.run([sys.executable, "-m", "tf_scenes.cli", "audit-fusion", "--reference-dir",
+    proc = subprocess.run([sys.executable, "-m", "tf_scenes.experiments.cli", "audit-fusion", "--reference-dir",
                            str(reference_dir), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
@@ -179,7 +179,7 @@ def test_audit_errors_name_file_and_line(reference_dir, tmp_path):
     (tmp_path / "two_stage_scores_3class.txt").write_text("\r\n".join(lines[:4] + lines[5:-1]))
     with pytest.raises(DataFormatError, match="2968 score rows but two_stage_fold1_evaluate_3class.csv lists 2970"):
         audit_fusion(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "tf_scenes.cli", "audit-fusion", "--reference-dir", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "tf_scenes.experiments.cli", "audit-fusion", "--reference-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "2968 score rows" in proc.stderr
 

@@ -10,10 +10,10 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from experiments import raw_waveform as rw  # noqa: E402
-from experiments import raw_waveform_embed as embed  # noqa: E402
-from experiments import raw_waveform_report as report  # noqa: E402
-from experiments.reproduce import config_path  # noqa: E402
+from tf_scenes.experiments import raw_waveform as rw  # noqa: E402
+from tf_scenes.experiments import raw_waveform_embed as embed  # noqa: E402
+from tf_scenes.experiments import raw_waveform_report as report  # noqa: E402
+from tf_scenes.experiments.reproduce import config_path  # noqa: E402
 from tf_scenes.config import load_config  # noqa: E402
 from tf_scenes.datasets.esc50 import HierRecord  # noqa: E402
 from tf_scenes.errors import ConfigError  # noqa: E402
@@ -38,7 +38,7 @@ def tiny_esc50(tmp_path_factory):
 @pytest.fixture(scope="module")
 def study(tiny_esc50, tmp_path_factory):
     """Run `tf-scenes reproduce raw_waveform --profile tiny` into a temporary folder."""
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
 
     base = tmp_path_factory.mktemp("rw_study")
     out = base / "out"
@@ -224,7 +224,7 @@ def test_export_round_trip_matches_keras(study, tiny_esc50):
 
 def test_embed_command_writes_npz(study, tiny_esc50, tmp_path):
     from tf_scenes.audio import read_audio, write_audio
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
 
     out, cfg = study
     clip = tiny_esc50 / "ESC-50" / "audio" / Path(_json(out / "splits.json")["splits"]["main_test"][0]["file"]).name
@@ -527,7 +527,7 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(study, tiny_esc50,
     outputs as the study's export), `predict` on a 44.1 kHz stereo file (down-mixed, resampled), and
     `saliency`: Grad-CAM over time plus the first-layer filter responses."""
     from tf_scenes.audio import read_audio, write_audio
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
     from tf_scenes.export import read_export_metadata
 
     out, _ = study

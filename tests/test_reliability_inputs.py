@@ -455,14 +455,14 @@ def test_short_and_empty_waveforms():
 # ===================================================================================== tf.data pipelines
 
 def test_decode_dataset_mixed_formats_are_logged_and_equal_read_audio(tmp_path, caplog):
-    from pipelines import audio as paudio
+    from tf_scenes.pipelines import audio as paudio
 
     x = _tone(8000)
     paths = [_wav(tmp_path / "pcm16.wav", x), _wav(tmp_path / "u8.wav", x, subtype="PCM_U8"),
              _wav(tmp_path / "st24.wav", _tone(8000, 2), subtype="PCM_24"),
              _wav(tmp_path / "q4.wav", _tone(8000, 4), subtype="FLOAT"),
              _wav(tmp_path / "r16k.wav", _tone(16000), sr=16000, subtype="PCM_32")]
-    with caplog.at_level(logging.WARNING, logger="pipelines.audio"):
+    with caplog.at_level(logging.WARNING, logger="tf_scenes.pipelines.audio"):
         got = [w.numpy() for w in paudio.decode_dataset(paths, 8000)]
     assert _warnings(caplog) == [
         f"1 of 5 files are not at 8000 Hz (found [16000] Hz, e.g. {paths[4]}): resampling them with soxr",
@@ -472,7 +472,7 @@ def test_decode_dataset_mixed_formats_are_logged_and_equal_read_audio(tmp_path, 
 
 
 def test_decode_dataset_bad_file_fails_before_decoding_naming_it(tmp_path):
-    from pipelines import audio as paudio
+    from tf_scenes.pipelines import audio as paudio
 
     good = _wav(tmp_path / "good.wav", _tone())
     for name, data, message in [("empty.wav", b"", "empty file (0 bytes)"),
@@ -495,7 +495,7 @@ def test_decode_dataset_nan_file_surfaces_as_the_audio_error(tmp_path):
     whose message carries the same text."""
     import tensorflow as tf
 
-    from pipelines import audio as paudio
+    from tf_scenes.pipelines import audio as paudio
 
     x = _tone()
     x[4321] = np.nan
@@ -509,7 +509,7 @@ def test_decode_dataset_nan_file_surfaces_as_the_audio_error(tmp_path):
 
 
 def test_train_dataset_crop_longer_than_the_clip_fails_at_construction():
-    from pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.train_data import make_train_dataset
 
     feats = np.zeros((8, 50, 16, 3), np.float32)
     labels = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
@@ -591,7 +591,7 @@ def _tiny_run_folder(root: Path) -> Path:
 
 def _cli(capsys, *argv) -> tuple[int, str, str]:
     """Run `tf-scenes ARGV` in this process (the same code path as the console script)."""
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
 
     capsys.readouterr()
     code = main([str(a) for a in argv])
@@ -725,7 +725,7 @@ def test_config_yaml_files(tmp_path):
 def test_study_configs_reject_typos(study):
     import importlib
 
-    from experiments.reproduce import STUDIES, config_path
+    from tf_scenes.experiments.reproduce import STUDIES, config_path
 
     cls = importlib.import_module(STUDIES[study]).Config
     path = config_path(study, "tiny")

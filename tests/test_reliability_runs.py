@@ -42,7 +42,7 @@ def _env() -> dict:
 
 def _cli(capsys, *argv) -> tuple[int, str, str]:
     """Run `tf-scenes ARGV` in this process (the console script's code path)."""
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
 
     capsys.readouterr()
     code = main([str(a) for a in argv])
@@ -142,7 +142,7 @@ def test_synth_on_a_full_disk_fails_early(tmp_path, monkeypatch):
 
 
 def test_feature_cache_on_a_full_disk_fails_before_computing(tmp_path, monkeypatch):
-    from pipelines.cache import cached_features
+    from tf_scenes.pipelines.cache import cached_features
 
     clips = _clips(tmp_path / "audio")
     _full_disk(monkeypatch, free_mib=1)
@@ -155,7 +155,7 @@ def test_feature_cache_on_a_full_disk_fails_before_computing(tmp_path, monkeypat
 # ===================================================================================== atomic writes
 
 def test_feature_cache_defects_are_rebuilt_never_read(tmp_path, caplog):
-    from pipelines import cache as pcache
+    from tf_scenes.pipelines import cache as pcache
 
     clips = _clips(tmp_path / "audio")
     cache = tmp_path / "cache"
@@ -167,7 +167,7 @@ def test_feature_cache_defects_are_rebuilt_never_read(tmp_path, caplog):
 
     def rebuilt(reason: str):
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="pipelines.cache"):
+        with caplog.at_level(logging.WARNING, logger="tf_scenes.pipelines.cache"):
             again = pcache.cached_features(clips, TINY_FEATURES, cache, progress=False)
         (message,) = [r.getMessage() for r in caplog.records]
         assert message.startswith(f"feature cache {npy} is unusable ({reason}") and message.endswith("): rebuilding it")
@@ -242,8 +242,8 @@ def test_partial_or_damaged_synthetic_folder_is_regenerated_identically(tmp_path
 # ===================================================================================== determinism (CPU)
 
 def test_same_seed_same_features_and_batches(tmp_path):
-    from pipelines.cache import cached_features
-    from pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.cache import cached_features
+    from tf_scenes.pipelines.train_data import make_train_dataset
 
     clips = _clips(tmp_path / "audio", n=4)
     f1 = cached_features(clips, TINY_FEATURES, tmp_path / "c1", progress=False)
@@ -264,21 +264,21 @@ def test_same_seed_same_features_and_batches(tmp_path):
 
 def test_feature_cache_killed_while_writing_leaves_nothing_readable(tmp_path):
     """SIGKILL while the cache array is being written: no final file appears; the rerun computes it."""
-    from pipelines.cache import cached_features
+    from tf_scenes.pipelines.cache import cached_features
 
     clips = _clips(tmp_path / "audio", n=40, samples=16000)
     cache = tmp_path / "cache"
     script = textwrap.dedent(f"""
         import time
-        from pipelines import cache as pcache
-        from pipelines.audio import decode_dataset as real
+        from tf_scenes.pipelines import cache as pcache
+        from tf_scenes.pipelines.audio import decode_dataset as real
 
         def slow(*a, **k):  # 0.2 s per clip, so that the kill lands mid-write
             import tensorflow as tf
             return real(*a, **k).map(lambda w: tf.numpy_function(lambda v: (time.sleep(0.2), v)[1], [w], tf.float32))
 
-        import pipelines.audio
-        pipelines.audio.decode_dataset = slow
+        import tf_scenes.pipelines.audio
+        tf_scenes.pipelines.audio.decode_dataset = slow
         pcache.cached_features({[str(p) for p in clips]!r}, {TINY_FEATURES!r}, {str(cache)!r}, batch_size=1,
                                progress=False)
     """)
@@ -354,7 +354,7 @@ def test_reproduce_killed_mid_epoch_resumes_to_the_uninterrupted_metrics(tmp_pat
     cfg.write_text(ONE_MODEL.format(base=REPO / "experiments" / "configs" / "two_stage_tiny.yaml", steps=40))
 
     def command(out: Path) -> list[str]:
-        return [sys.executable, "-m", "tf_scenes.cli", "reproduce", "two_stage", "--config", str(cfg),
+        return [sys.executable, "-m", "tf_scenes.experiments.cli", "reproduce", "two_stage", "--config", str(cfg),
                 "--out", str(out), "--set", f"data.synthetic_dir={tmp_path / 'data'}",
                 "--set", f"data.cache_dir={tmp_path / 'cache'}"]
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import yaml
 
 from tf_scenes.audio import read_audio, resample_audio
-from tf_scenes.cli import main
+from tf_scenes.experiments.cli import main
 from tf_scenes.datasets.fsd2018 import CLASSES
 from tf_scenes.errors import DataFormatError, OutputDirError
 from tf_scenes.weak_sed import remix

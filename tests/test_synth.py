@@ -401,7 +401,7 @@ def test_remix_kind_builds_on_the_generated_sets(tiny):
 
 # ------------------------------------------------------------------------------------------- cli
 def test_cli(tmp_path, capsys):
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
 
     rc = main(["synth", "events", "--out", str(tmp_path), "--size", "tiny", "--seed", "3", "--no-progress",
                "--jobs", "1"])

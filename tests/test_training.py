@@ -1,4 +1,4 @@
-"""Training machinery: epoch-indexed datasets (pipelines.train_data), the SGDR schedule and the
+"""Training machinery: epoch-indexed datasets (tf_scenes.pipelines.train_data), the SGDR schedule and the
 resumable fit (tf_scenes.training).
 
 Run as a script (``python tests/test_training.py worker RUN_DIR``) this file is the training
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.train_data import epoch_steps, make_eval_dataset, make_train_dataset
+from tf_scenes.pipelines.train_data import epoch_steps, make_eval_dataset, make_train_dataset
 from tf_scenes.training.schedules import CosineWarmRestarts, sgdr_lr
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import two_stage
-from experiments.reproduce import config_path
+from tf_scenes.experiments import two_stage
+from tf_scenes.experiments.reproduce import config_path
 from tf_scenes.config import load_config
 
 
@@ -159,7 +159,7 @@ def _eval_wav(cfg, device="s4"):
 def test_export_predict_and_saliency_commands(study, tmp_path, capsys):
     import soundfile as sf
 
-    from tf_scenes import cli
+    from tf_scenes.experiments import cli
 
     cfg, out, _ = study
     rec = _eval_wav(cfg)
@@ -199,7 +199,7 @@ def test_export_predict_and_saliency_commands(study, tmp_path, capsys):
 
 
 def test_saliency_and_predict_reject_bad_input(study, tmp_path, capsys):
-    from tf_scenes import cli
+    from tf_scenes.experiments import cli
 
     cfg, out, _ = study
     rec = _eval_wav(cfg)

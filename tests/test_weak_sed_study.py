@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import weak_sed as ws
+from tf_scenes.experiments import weak_sed as ws
 from tf_scenes.config import load_config
 from tf_scenes.errors import ConfigError
 from tf_scenes.weak_sed import tables
@@ -42,7 +42,7 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def study(tiny_data, tmp_path_factory):
     """`tf-scenes reproduce weak_sed --profile tiny` into a temporary folder."""
-    from experiments import reproduce
+    from tf_scenes.experiments import reproduce
 
     base = tmp_path_factory.mktemp("weak_sed_study")
     parser = argparse.ArgumentParser()
@@ -383,7 +383,7 @@ def test_export_tflite_predict_and_saliency_commands_on_runs(study, tiny_data, t
     attention as frame activities, and `saliency` with the model's own attention panels."""
     import tensorflow as tf
 
-    from tf_scenes.cli import main
+    from tf_scenes.experiments.cli import main
     from tf_scenes.export import read_export_metadata
 
     out, _ = study

@@ -50,7 +50,7 @@ def family_model(run_dir: Path):
     family = card["family"]
     extra, min_samples = {}, None
     if family == "raw_waveform":  # whole clips: windowing + averaging inside the graph
-        from experiments.raw_waveform import clip_export_settings, clip_model
+        from tf_scenes.experiments.raw_waveform import clip_export_settings, clip_model
 
         model = clip_model(load_run_model(run_dir)[0])
         min_samples, extra = clip_export_settings()
@@ -61,7 +61,7 @@ def family_model(run_dir: Path):
         min_samples = MIN_SAMPLES
         extra.update(frame_seconds=FRAME_SECONDS, note=EXPORT_NOTE)
     elif family == "weak_sed":  # as the study exports: clip probabilities and the attention over time
-        from experiments.weak_sed import EXPORT_NOTE, FRAME_SECONDS, export_waveform_model
+        from tf_scenes.experiments.weak_sed import EXPORT_NOTE, FRAME_SECONDS, export_waveform_model
 
         model, card = export_waveform_model(run_dir)
         extra.update(frame_seconds=FRAME_SECONDS, note=EXPORT_NOTE)

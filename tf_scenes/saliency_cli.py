@@ -192,7 +192,7 @@ def run(args) -> int:
     path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}")
     result = {"figure": str(path), "runs": [str(r) for r in runs], "panels": [t for t, _ in panels]}
     if card["family"] == "raw_waveform":  # the first layer's filters are what the model listens with
-        from experiments.raw_waveform_report import filter_figure
+        from tf_scenes.experiments.raw_waveform_report import filter_figure
 
         from .model_io import load_run_model
 

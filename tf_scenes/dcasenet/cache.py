@@ -1,6 +1,6 @@
 """Whole-clip feature cache for clips of different lengths and for per-channel examples.
 
-:func:`pipelines.cache.cached_features` stores one fixed-shape array per file list and down-mixes
+:func:`tf_scenes.pipelines.cache.cached_features` stores one fixed-shape array per file list and down-mixes
 multi-channel files; that fits the 10 s ASC clips.  DcaseNet also needs
 
 * TAG (FSDKaggle2019): clips of 0.3-30 s, each standardised over its OWN length (the front-end's
@@ -13,7 +13,7 @@ multi-channel files; that fits the 10 s ASC clips.  DcaseNet also needs
 :func:`clip_features` computes each clip's (or channel's) features once with the TF front-end of
 :mod:`tf_scenes.features` and stores them back to back in one float32 array
 ``(total_frames, mels, channels)`` with row offsets: :class:`ClipFeatures`.  The cache key is
-:func:`pipelines.cache.cache_key` of the file list (config, paths, sizes, mtimes) plus the layout,
+:func:`tf_scenes.pipelines.cache.cache_key` of the file list (config, paths, sizes, mtimes) plus the layout,
 so any change rebuilds it; the array is written under a temporary name and the JSON sidecar (key,
 offsets, byte size) last, so an interrupted build is never reused.
 """
@@ -74,7 +74,7 @@ class ClipFeatures:
 class PaddedClips:
     """Read-only array-like view ``(N, frames, mels, ch)`` of :class:`ClipFeatures`: example ``i``
     zero-padded (or cut) to ``frames`` (default: the longest clip).  It is what
-    :func:`pipelines.train_data.make_train_dataset` reads (``shape``, ``dtype``, ``view[i]``);
+    :func:`tf_scenes.pipelines.train_data.make_train_dataset` reads (``shape``, ``dtype``, ``view[i]``);
     the true lengths travel with the labels so that crops never reach into the padding."""
 
     def __init__(self, clips: ClipFeatures, frames: int | None = None):
@@ -96,7 +96,7 @@ class PaddedClips:
 class CopyingView:
     """Array-like view of a (memory-mapped) array whose items are fresh writable copies.
 
-    :func:`pipelines.train_data.make_train_dataset` hands ``features[i]`` to TensorFlow through
+    :func:`tf_scenes.pipelines.train_data.make_train_dataset` hands ``features[i]`` to TensorFlow through
     ``tf.numpy_function``; for a read-only memmap that is a view of read-only pages, which
     TensorFlow may reuse in place as the output buffer of an elementwise op (a crash: SIGSEGV,
     seen with the per-band re-standardisation of crops).  Copying each example avoids it.
@@ -137,7 +137,7 @@ def clip_features(paths, cache_dir, *, feature_cfg="dcasenet", split_channels: b
         naming the file otherwise); None accepts any.
       progress: tqdm bar while computing.
     """
-    from pipelines.cache import cache_key
+    from tf_scenes.pipelines.cache import cache_key
     from tf_scenes.features import get_feature_config
     from tf_scenes.io_utils import ensure_writable_dir
 
@@ -183,7 +183,7 @@ def _compute(paths, cfg, npy: Path, meta_path: Path, key: str, split_channels: b
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from pipelines.audio import fix_length_np, probe_audio
+    from tf_scenes.pipelines.audio import fix_length_np, probe_audio
     from tf_scenes.audio import read_audio, resample_audio
     from tf_scenes.features import n_frames, tf_features
     from tf_scenes.io_utils import atomic_path, atomic_write_json

@@ -1,6 +1,6 @@
 """Per-task training pipelines of DcaseNet and the joint (zipped) dataset.
 
-Features come from whole-clip caches (:func:`pipelines.cache.cached_features` for ASC,
+Features come from whole-clip caches (:func:`tf_scenes.pipelines.cache.cached_features` for ASC,
 :func:`tf_scenes.dcasenet.cache.clip_features` for TAG and SED) and are cropped in tf.data, as the
 authors' code does (Jung et al. 2021, Sec. 3.3; dataloaders.py):
 
@@ -18,7 +18,7 @@ at the clip ends vs real context at a crop boundary).  SED windows are not re-st
 code standardises each 60 s channel once, in preprocess.py).
 
 Every random draw is a stateless function of the seed and the example's stream position
-(:mod:`pipelines.train_data`), so a resumed run sees the same batches.  :func:`joint_dataset`
+(:mod:`tf_scenes.pipelines.train_data`), so a resumed run sees the same batches.  :func:`joint_dataset`
 zips one dataset per active task; each element is ``{task: (x, y)}``: one batch per task per step.
 """
 
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from pipelines import augment as aug
-from pipelines.train_data import make_train_dataset
+from tf_scenes.pipelines import augment as aug
+from tf_scenes.pipelines.train_data import make_train_dataset
 
 from .cache import ClipFeatures, CopyingView
 

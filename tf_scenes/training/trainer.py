@@ -21,7 +21,7 @@ Every file is written under a temporary name and renamed into place.  ``last.wei
 authority on resume (its embedded state says which epoch it holds), so a crash between two renames
 never pairs weights with the state of another epoch.  Resuming at epoch ``k`` reproduces an
 uninterrupted run exactly when the training dataset is epoch-indexed
-(:func:`pipelines.train_data.make_train_dataset`) and ops are deterministic
+(:func:`tf_scenes.pipelines.train_data.make_train_dataset`) and ops are deterministic
 (:func:`set_determinism`): tests/test_training.py checks bitwise-equal weights after a SIGKILL.
 
 Not restored on resume: the internal state of ``extra_callbacks`` (e.g. EarlyStopping patience).

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
-from pipelines.train_data import RowView  # noqa: F401  (re-exported: the study's split views)
+from tf_scenes.pipelines.train_data import RowView  # noqa: F401  (re-exported: the study's split views)
 
 log = logging.getLogger(__name__)
 

@@ -12,17 +12,17 @@ import logging
 import os
 import sys
 
-from .errors import TFScenesError
+from tf_scenes.errors import TFScenesError
 
 # name -> (module, one-line help)
 COMMANDS = {
     "synth": ("tf_scenes.synth.cli", "write a synthetic dataset in a real dataset's on-disk format"),
     "features": ("tf_scenes.features.cli", "compute the features of one audio file under a named config"),
-    "reproduce": ("experiments.reproduce", "run a paper reproduction study (two_stage, dcasenet, weak_sed, raw_waveform)"),
+    "reproduce": ("tf_scenes.experiments.reproduce", "run a paper reproduction study (two_stage, dcasenet, weak_sed, raw_waveform)"),
     "audit-fusion": ("tf_scenes.two_stage.audit", "audit two-stage score fusion on published score files"),
-    "finetune": ("experiments.dcasenet", "fine-tune a jointly trained DcaseNet run on one task"),
+    "finetune": ("tf_scenes.experiments.dcasenet", "fine-tune a jointly trained DcaseNet run on one task"),
     "remix": ("tf_scenes.weak_sed.remix_cli", "mix event clips into scene clips at given SNRs (weak-SED data)"),
-    "embed": ("experiments.raw_waveform_embed", "write raw-waveform model embeddings of audio files"),
+    "embed": ("tf_scenes.experiments.raw_waveform_embed", "write raw-waveform model embeddings of audio files"),
     "saliency": ("tf_scenes.saliency_cli", "draw CAM / Grad-CAM saliency of a model on an audio file"),
     "export": ("tf_scenes.export_cli", "export a trained run as a SavedModel taking waveforms"),
     "predict": ("tf_scenes.predict_cli", "run an exported SavedModel on audio files, print JSON lines"),
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     mod = importlib.import_module(args._module)
     if args.command in TRAINING_COMMANDS:
         # Before TensorFlow's runtime starts: bit-reproducible CPU training (see serial_inter_op).
-        from .training.trainer import serial_inter_op
+        from tf_scenes.training.trainer import serial_inter_op
 
         serial_inter_op()
     try:
