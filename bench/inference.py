@@ -43,7 +43,7 @@ def _measure_width(width: float, tmp: Path, repeats: int, batch: int, full_batch
     from tf_scenes.datasets.tau2020 import BROAD_CLASSES, SCENES
     from tf_scenes.export import export_saved_model, two_stage_system
     from tf_scenes.features import FeatureExtractor, get_feature_config
-    from tf_scenes.models.two_stage import TwoStageModelConfig, build_two_stage_model
+    from tf_scenes.two_stage.model import TwoStageModelConfig, build_two_stage_model
 
     cfg = get_feature_config("two_stage")
     keras.utils.set_random_seed(0)

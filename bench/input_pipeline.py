@@ -119,15 +119,17 @@ class ThreadedBatches:
 
 def _ours(features, labels, batch_size: int, crop: int, seed: int = 0):
     from tf_scenes.pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.transforms import Mixup, crop as crop_to, spec_augment
 
-    return make_train_dataset(features, labels, batch_size=batch_size, seed=seed, epochs=10_000, crop=crop,
-                              spec_augment={"per_channel": True}, mixup_alpha=0.4, mixup_pairing="halves")
+    return make_train_dataset(features, labels, batch_size=batch_size, seed=seed, epochs=10_000,
+                              transforms=[spec_augment(per_channel=True), crop_to(crop)],
+                              mixup=Mixup(0.4, pairing="halves"))
 
 
 def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
     import keras
 
-    from tf_scenes.models.two_stage import TwoStageModelConfig, build_two_stage_model
+    from tf_scenes.two_stage.model import TwoStageModelConfig, build_two_stage_model
 
     n_clips, batch, crop, n_batches, train_steps, width = ((8, 2, 400, 2, 1, 0.0625) if quick
                                                           else (256, 32, 400, 12, 5, 0.125))

@@ -49,7 +49,7 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
     import keras
     import tensorflow as tf
 
-    from tf_scenes.models.two_stage import TwoStageModelConfig, build_two_stage_model
+    from tf_scenes.two_stage.model import TwoStageModelConfig, build_two_stage_model
 
     batch, width = (4, 0.0625) if quick else (32, 0.125)
     gpu = bool(tf.config.list_physical_devices("GPU"))

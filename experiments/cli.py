@@ -14,20 +14,31 @@ import sys
 
 from tf_scenes.errors import TFScenesError
 
-# name -> (module, one-line help)
-COMMANDS = {
+# name -> (module, one-line help); the families add their own commands (tf_scenes.families).
+BASE_COMMANDS = {
     "synth": ("tf_scenes.synth.cli", "write a synthetic dataset in a real dataset's on-disk format"),
     "features": ("tf_scenes.features.cli", "compute the features of one audio file under a named config"),
-    "reproduce": ("tf_scenes.experiments.reproduce", "run a paper reproduction study (two_stage, dcasenet, weak_sed, raw_waveform)"),
-    "audit-fusion": ("tf_scenes.two_stage.audit", "audit two-stage score fusion on published score files"),
-    "finetune": ("tf_scenes.experiments.dcasenet", "fine-tune a jointly trained DcaseNet run on one task"),
-    "remix": ("tf_scenes.weak_sed.remix_cli", "mix event clips into scene clips at given SNRs (weak-SED data)"),
-    "embed": ("tf_scenes.experiments.raw_waveform_embed", "write raw-waveform model embeddings of audio files"),
+    "reproduce": ("tf_scenes.experiments.reproduce", "run a paper's study end to end (tf-scenes reproduce STUDY)"),
     "saliency": ("tf_scenes.saliency_cli", "draw CAM / Grad-CAM saliency of a model on an audio file"),
     "export": ("tf_scenes.export_cli", "export a trained run as a SavedModel taking waveforms"),
     "predict": ("tf_scenes.predict_cli", "run an exported SavedModel on audio files, print JSON lines"),
 }
-TRAINING_COMMANDS = ("reproduce", "finetune")
+
+
+def commands() -> tuple[dict, set]:
+    """Every subcommand: the base ones, each family's library commands and each study's commands
+    (study commands train models); returns (name -> (module, help), names of training commands)."""
+    import importlib
+
+    from tf_scenes.families import all_families, study_module
+
+    table, training = dict(BASE_COMMANDS), {"reproduce"}
+    for family in all_families():
+        table.update(family.commands)
+        study = importlib.import_module(study_module(family.name)).STUDY
+        table.update(study.commands)
+        training.update(study.commands)
+    return table, training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tf-scenes", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+    table, training = commands()
+    for name, (module, help_text) in table.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         if name == chosen:
@@ -60,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose == 0:  # tf.function retracing notices between models are expected here
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     mod = importlib.import_module(args._module)
-    if args.command in TRAINING_COMMANDS:
+    if args.command in training:
         # Before TensorFlow's runtime starts: bit-reproducible CPU training (see serial_inter_op).
         from tf_scenes.training.trainer import serial_inter_op
 

@@ -4,7 +4,8 @@
     tf-scenes reproduce two_stage --profile paper --data /data/TAU-urban-acoustic-scenes-2020-mobile-development
     tf-scenes reproduce two_stage --config my.yaml --set train.batch_size=16
 
-Profiles are files experiments/configs/{study}_{profile}.yaml.
+Studies are the families of tf_scenes.families; profiles are the files
+experiments/<study>/configs/<profile>.yaml.
 """
 
 from __future__ import annotations
@@ -13,48 +14,49 @@ import importlib
 from pathlib import Path
 
 from tf_scenes.errors import ConfigError
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-# study name -> module providing Config (dataclass) and run_study(cfg, out_dir) -> dict
-STUDIES = {
-    "two_stage": "tf_scenes.experiments.two_stage",
-    "dcasenet": "tf_scenes.experiments.dcasenet",
-    "weak_sed": "tf_scenes.experiments.weak_sed",
-    "raw_waveform": "tf_scenes.experiments.raw_waveform",
-}
+from tf_scenes.families import FAMILIES, study_module
 
 
-def profiles(study: str) -> list[str]:
-    return sorted(p.stem[len(study) + 1:] for p in CONFIG_DIR.glob(f"{study}_*.yaml"))
+def get_study(name: str):
+    """The :class:`~tf_scenes.experiments.study.Study` of a family."""
+    return importlib.import_module(study_module(name)).STUDY
 
 
 def config_path(study: str, profile: str) -> Path:
-    path = CONFIG_DIR / f"{study}_{profile}.yaml"
+    path = get_study(study).config_dir / f"{profile}.yaml"
     if not path.exists():
-        raise ConfigError(f"no profile {profile!r} for {study}: available: {', '.join(profiles(study)) or 'none'}")
+        names = ", ".join(get_study(study).profiles()) or "none"
+        raise ConfigError(f"no profile {profile!r} for {study}: available: {names}")
     return path
 
 
+def load_study_config(study: str, profile: str = "quick", config=None, overrides=()):
+    from tf_scenes.config import load_config
+
+    path = Path(config) if config else config_path(study, profile)
+    return load_config(get_study(study).Config, path, list(overrides))
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("study", choices=sorted(STUDIES), help="which paper's study")
-    parser.add_argument("--profile", default="quick", help="config profile (experiments/configs/STUDY_PROFILE.yaml)")
+    parser.add_argument("study", choices=list(FAMILIES), help="which paper's study")
+    parser.add_argument("--profile", default="quick", help="config profile (experiments/STUDY/configs/PROFILE.yaml)")
     parser.add_argument("--config", type=Path, help="a config file instead of a profile")
     parser.add_argument("--data", help="dataset root (real or synthetic); default: the synthetic default under data/")
     parser.add_argument("--out", type=Path, help="output folder (default results/STUDY)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="cache root for features, augmentations and remixes (default: $TF_SCENES_CACHE, "
+                             "else ~/.cache/tf-scenes)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.epochs=3 (repeatable)")
 
 
 def run(args) -> int:
-    from tf_scenes.config import load_config
+    from .study import cache_root, run_study
 
-    module = importlib.import_module(STUDIES[args.study])
-    path = args.config or config_path(args.study, args.profile)
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data.root={args.data}")
-    cfg = load_config(module.Config, path, overrides)
+    cfg = load_study_config(args.study, args.profile, args.config, overrides)
     out = args.out or Path("results") / args.study
-    module.run_study(cfg, Path(out))
+    run_study(get_study(args.study), cfg, Path(out), cache_dir=cache_root(args.cache_dir))
     return 0

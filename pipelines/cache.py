@@ -1,6 +1,14 @@
-"""Feature cache: each file's features computed once per (feature config, file list).
+"""The feature cache of every study: each file's features computed once per (feature config, file
+list, layout) and memory-mapped. Three layouts:
 
-    feats = cached_features(paths, "two_stage", "cache/")   # memory-mapped (N, 423, 128, 3)
+    feats = cached_features(paths, "two_stage", "cache/")   # fixed: (N, 423, 128, 3)
+    clips = cached_clips(paths, "dcasenet", "cache/", split_channels=True)  # ragged: ClipFeatures
+    wins = cached_binaural(paths, "raw", "cache/", expand=binaural_expand)  # stereo clips, 4 waveforms
+
+The ragged layout serves clips of different lengths, each standardised over its own length (TAG:
+FSDKaggle2019 clips of 0.3-30 s; padding the waveforms first would change the features), and
+multi-channel recordings whose channels are separate examples (SED: TAU-NIGENS 2020, as the
+DcaseNet authors' preprocessing); features lie back to back with row offsets.
 
 The cache key is a SHA-256 of the feature config, the target length and the ordered file list
 with each file's size and modification time, so any change (config field, file added, removed,
@@ -21,11 +29,13 @@ The values are those of the graph front-end up to float32 rounding (max abs diff
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,19 +69,22 @@ def cache_key(paths, feature_cfg, *, num_samples: int | None = None) -> str:
     return _key(cfg, num_samples, _file_records(paths))
 
 
-def _key(cfg: FeatureConfig, num_samples, records) -> str:
-    blob = json.dumps({"format": CACHE_FORMAT, "config": config_to_dict(cfg), "num_samples": num_samples,
-                       "files": records}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def _key(cfg: FeatureConfig, num_samples, records, layout: dict | None = None) -> str:
+    doc = {"format": CACHE_FORMAT, "config": config_to_dict(cfg), "num_samples": num_samples, "files": records}
+    if layout:  # the ragged and binaural layouts (the fixed layout keeps its historical key)
+        doc["layout"] = layout
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def cache_paths(cache_dir, cfg: FeatureConfig, key: str) -> tuple[Path, Path]:
-    base = Path(cache_dir) / f"{cfg.name}-{key[:24]}"
+def cache_paths(cache_dir, cfg: FeatureConfig, key: str, layout: str = "") -> tuple[Path, Path]:
+    base = Path(cache_dir) / f"{cfg.name}{'-' + layout if layout else ''}-{key[:24]}"
     return base.with_suffix(".npy"), base.with_suffix(".json")
 
 
 def _load_valid(npy: Path, meta_path: Path, key: str):
-    """The memory-mapped cache if it is complete and matches `key`, else None (with a reason logged)."""
+    """(memory-mapped array, sidecar) of a cache if it is complete and matches `key`, else None
+    (with a reason logged). Temporaries left by a writer that was killed are removed first."""
+    remove_stale_temporaries(npy, meta_path)
     if not npy.exists() and not meta_path.exists():
         return None
     try:
@@ -83,10 +96,63 @@ def _load_valid(npy: Path, meta_path: Path, key: str):
         arr = np.load(npy, mmap_mode="r", allow_pickle=False)
         if arr.shape != tuple(meta["shape"]) or arr.dtype != np.float32:
             raise ValueError(f"array is {arr.dtype} {arr.shape}, sidecar says float32 {tuple(meta['shape'])}")
-        return arr
+        return arr, meta
     except Exception as e:  # any defect means rebuild
         log.warning("feature cache %s is unusable (%s): rebuilding it", npy, e)
         return None
+
+
+def remove_stale_temporaries(final: Path, *others: Path) -> list[Path]:
+    """Delete the temporaries of ``final`` (and of its sidecars ``others``) left by a writer killed
+    mid-way (kill -9, power loss).
+
+    A writer holds an exclusive OS lock on ``final``'s lock file while it writes (:func:`_writer_lock`);
+    temporaries found while that lock can be taken belong to nobody alive and are removed (returned)."""
+    import fcntl
+
+    final = Path(final)
+    lock = final.parent / f".{final.name}.lock"
+    stale = [p for f in (final, *others) if Path(f).parent.is_dir()
+             for p in sorted(Path(f).parent.glob(f".{Path(f).name}.*")) if p != lock]
+    if not stale:
+        return []
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return []
+    removed = []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return []  # a live writer: leave its files alone
+    try:
+        for p in stale:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    if removed:
+        log.warning("removed %d leftover temporaries of an interrupted cache write: %s", len(removed),
+                    ", ".join(p.name for p in removed[:3]))
+    return removed
+
+
+@contextlib.contextmanager
+def _writer_lock(final: Path):
+    """Hold the writer lock of a cache file while it is written (see remove_stale_temporaries)."""
+    import fcntl
+
+    lock = final.parent / f".{final.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _example_samples(cfg: FeatureConfig, sources, num_samples: int | None) -> int | None:
@@ -171,10 +237,10 @@ def cached_features(paths, feature_cfg, cache_dir, *, sample_rate: int | None = 
     records = _file_records(paths)
     key = _key(cfg, num_samples, records)
     npy, meta_path = cache_paths(cache_dir, cfg, key)
-    arr = _load_valid(npy, meta_path, key)
-    if arr is not None:
-        log.info("feature cache hit: %s %s", npy, arr.shape)
-        return arr
+    loaded = _load_valid(npy, meta_path, key)
+    if loaded is not None:
+        log.info("feature cache hit: %s %s", npy, loaded[0].shape)
+        return loaded[0]
     if jit_compile is None:
         jit_compile = len(paths) >= XLA_MIN_CLIPS
     _compute(paths, cfg, npy, meta_path, key, records, batch_size=batch_size, progress=progress,
@@ -198,22 +264,24 @@ def _compute(paths, cfg: FeatureConfig, npy: Path, meta_path: Path, key: str, re
 
     log.info("computing %s features of %d files into %s %s (XLA: %s)", cfg.name, len(paths), npy, shape,
              jit_compile)
-    with atomic_path(npy, suffix=".npy") as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        try:
-            _fill(out, paths, sources, cfg, n_in, batch_size=batch_size, progress=progress, jit_compile=jit_compile)
-        except _XlaUnavailable as e:
-            log.warning("XLA could not compile the %s front-end (%s): using the graph front-end", cfg.name, e)
-            jit_compile = False
-            _fill(out, paths, sources, cfg, n_in, batch_size=batch_size, progress=progress, jit_compile=False)
-        out.flush()
-        del out
-    atomic_write_json(meta_path, {
-        "format": CACHE_FORMAT, "key": key, "config": config_to_dict(cfg), "num_samples": num_samples,
-        "shape": list(shape), "dtype": "float32", "file_bytes": os.path.getsize(npy),
-        "layout": "(examples, frames, mel_bands, channels)", "front_end": {"jit_compile": jit_compile},
-        "files": [{"path": p, "bytes": size, "mtime_ns": mtime} for p, size, mtime in records],
-    })
+    with _writer_lock(npy):
+        with atomic_path(npy, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            try:
+                _fill(out, paths, sources, cfg, n_in, batch_size=batch_size, progress=progress,
+                      jit_compile=jit_compile)
+            except _XlaUnavailable as e:
+                log.warning("XLA could not compile the %s front-end (%s): using the graph front-end", cfg.name, e)
+                jit_compile = False
+                _fill(out, paths, sources, cfg, n_in, batch_size=batch_size, progress=progress, jit_compile=False)
+            out.flush()
+            del out
+        atomic_write_json(meta_path, {
+            "format": CACHE_FORMAT, "key": key, "config": config_to_dict(cfg), "num_samples": num_samples,
+            "shape": list(shape), "dtype": "float32", "file_bytes": os.path.getsize(npy),
+            "layout": "(examples, frames, mel_bands, channels)", "front_end": {"jit_compile": jit_compile},
+            "files": [{"path": p, "bytes": size, "mtime_ns": mtime} for p, size, mtime in records],
+        })
 
 
 class _XlaUnavailable(Exception):
@@ -250,3 +318,238 @@ def _fill(out: np.ndarray, paths, sources, cfg: FeatureConfig, n_in, *, batch_si
             raise
     if i != len(paths):
         raise RuntimeError(f"feature pipeline produced {i} examples for {len(paths)} files")
+
+
+# ----------------------------------------------------------------------------------------------
+# ragged layout: whole clips of different lengths, or each channel as its own example
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    """Ragged features: example ``i`` is ``data[offsets[i]:offsets[i + 1]]`` (frames, mels, ch).
+
+    ``sources[i]`` is the file of example ``i`` and ``channels[i]`` its channel (-1: down-mixed).
+    """
+
+    data: np.ndarray
+    offsets: np.ndarray
+    sources: tuple[str, ...]
+    channels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def clip(self, i: int) -> np.ndarray:
+        return self.data[self.offsets[i]:self.offsets[i + 1]]
+
+    def slice(self, lo: int, hi: int) -> "ClipFeatures":
+        """Examples ``lo .. hi-1`` as a view (no copy of a memory-mapped array)."""
+        lo, hi = max(0, int(lo)), min(len(self), int(hi))
+        if hi < lo:
+            hi = lo
+        offsets = self.offsets[lo:hi + 1]
+        return ClipFeatures(self.data[offsets[0]:offsets[-1]], offsets - offsets[0], self.sources[lo:hi],
+                            self.channels[lo:hi])
+
+    def padded(self, frames: int | None = None) -> "PaddedClips":
+        return PaddedClips(self, frames)
+
+
+class PaddedClips:
+    """Read-only array-like view ``(N, frames, mels, ch)`` of :class:`ClipFeatures`: example ``i``
+    zero-padded (or cut) to ``frames`` (default: the longest clip).  It is what
+    :func:`tf_scenes.pipelines.train_data.make_train_dataset` reads (``shape``, ``dtype``, ``view[i]``);
+    the true lengths travel with the labels so that crops never reach into the padding."""
+
+    def __init__(self, clips: ClipFeatures, frames: int | None = None):
+        self.clips = clips
+        self.frames = int(frames if frames is not None else clips.lengths.max())
+        self.shape = (len(clips), self.frames) + tuple(clips.data.shape[1:])
+        self.dtype = clips.data.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i):
+        x = self.clips.clip(int(i))[: self.frames]
+        out = np.zeros(self.shape[1:], self.dtype)  # always a fresh, writable array (see CopyingView)
+        out[: len(x)] = x
+        return out
+
+
+class CopyingView:
+    """Array-like view of a (memory-mapped) array whose items are fresh writable copies.
+
+    :func:`tf_scenes.pipelines.train_data.make_train_dataset` hands ``features[i]`` to TensorFlow through
+    ``tf.numpy_function``; for a read-only memmap that is a view of read-only pages, which
+    TensorFlow may reuse in place as the output buffer of an elementwise op (a crash: SIGSEGV,
+    seen with the per-band re-standardisation of crops).  Copying each example avoids it.
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i):
+        return np.array(self.array[i], copy=True)
+
+
+def _expected_samples(source, sample_rate: int) -> int:
+    return source.resampled_frames(sample_rate)
+
+
+def cached_clips(paths, feature_cfg, cache_dir, *, split_channels: bool = False,
+                 n_channels: int | None = None, progress: bool = True) -> ClipFeatures:
+    """Features of every file of ``paths`` (whole clips, each at its own length), cached.
+
+    Args:
+      paths: audio files, in the order of the examples.
+      cache_dir: folder of the cache files (created if needed).
+      feature_cfg: feature config (name or FeatureConfig).
+      split_channels: each channel of a multi-channel file is its own example (file-major order:
+        file 0 channel 0, file 0 channel 1, ...); otherwise files are down-mixed to mono.
+      n_channels: with ``split_channels``, the channel count every file must have (AudioError
+        naming the file otherwise); None accepts any.
+      progress: tqdm bar while computing.
+    """
+    cfg = get_feature_config(feature_cfg)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ConfigError("cached_clips: the file list is empty")
+    key = _key(cfg, None, _file_records(paths), layout={"ragged": True, "split_channels": split_channels,
+                                                          "n_channels": n_channels})
+    npy, meta_path = cache_paths(ensure_writable_dir(cache_dir), cfg, key, "clips")
+    cached = _load_clips(npy, meta_path, key)
+    if cached is not None:
+        log.info("clip feature cache hit: %s (%d examples)", npy, len(cached))
+        return cached
+    _compute_clips(paths, cfg, npy, meta_path, key, split_channels, n_channels, progress)
+    cached = _load_clips(npy, meta_path, key)
+    if cached is None:  # pragma: no cover - _compute raises on every failure it can see
+        raise RuntimeError(f"{npy}: the cache just written does not load")
+    return cached
+
+
+def _load_clips(npy: Path, meta_path: Path, key: str) -> ClipFeatures | None:
+    loaded = _load_valid(npy, meta_path, key)
+    if loaded is None:
+        return None
+    data, meta = loaded
+    return ClipFeatures(data, np.asarray(meta["offsets"], np.int64), tuple(meta["sources"]), tuple(meta["channels"]))
+
+
+def _compute_clips(paths, cfg, npy: Path, meta_path: Path, key: str, split_channels: bool, n_channels, progress):
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from tf_scenes.audio import read_audio, resample_audio
+    from tf_scenes.features import n_frames, tf_features
+
+    from .audio import fix_length_np, probe_audio
+
+    sources = probe_audio(paths)  # AudioError naming the first missing / broken file
+    plan = []  # (source, samples at cfg rate, frames, channels of this file as examples)
+    for s in sources:
+        if split_channels and n_channels is not None and s.channels != n_channels:
+            raise AudioError(s.path, f"has {s.channels} channels, expected {n_channels}")
+        samples = _expected_samples(s, cfg.sample_rate)
+        try:
+            frames = n_frames(cfg, samples)
+        except ConfigError:
+            raise AudioError(s.path, f"too short for one feature frame ({samples} samples at "
+                             f"{cfg.sample_rate} Hz)") from None
+        plan.append((s, samples, frames, s.channels if split_channels else 1))
+    other = [s for s in sources if s.sample_rate != cfg.sample_rate]
+    if other:
+        log.warning("%d of %d files are not at %d Hz (e.g. %s at %d Hz): resampling them with soxr", len(other),
+                    len(sources), cfg.sample_rate, other[0].path, other[0].sample_rate)
+    lengths = [f for _, _, f, c in plan for _ in range(c)]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    example_shape = (cfg.n_mels, cfg.channels)
+    for stale in (meta_path, npy):
+        if stale.exists():
+            stale.unlink()
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], reduce_retracing=True)
+    def features(batch):
+        return tf_features(cfg, batch)  # (batch, frames, mels, ch)
+
+    log.info("computing %s features of %d files (%d examples, %d frames) into %s", cfg.name, len(paths),
+             len(lengths), offsets[-1], npy)
+    srcs, chans = [], []
+    with _writer_lock(npy), atomic_path(npy, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(offsets[-1]),) + example_shape)
+        row = 0
+        for s, samples, frames, c in tqdm(plan, unit="file", desc=f"features {cfg.name}", disable=not progress):
+            x, sr = read_audio(s.path, sr=None, mono=not split_channels)
+            if sr != cfg.sample_rate:  # resampled once here, with soxr (one summary warning above)
+                x = resample_audio(x, sr, cfg.sample_rate)
+            x = fix_length_np(x, samples)  # soxr may differ from the probe's rounding by a sample
+            batch = x.T if split_channels and x.ndim == 2 else np.asarray(x).reshape(1, -1)  # (c, samples)
+            f = features(tf.constant(batch, tf.float32)).numpy()
+            if f.shape != (c, frames) + example_shape:
+                raise AudioError(s.path, f"features have shape {f.shape}, expected {(c, frames) + example_shape}")
+            for k in range(c):
+                out[offsets[row]:offsets[row + 1]] = f[k]
+                srcs.append(str(Path(s.path).resolve()))
+                chans.append(k if split_channels else -1)
+                row += 1
+        out.flush()
+        del out
+    atomic_write_json(meta_path, {
+        "format": CACHE_FORMAT, "key": key, "config": config_to_dict(cfg), "split_channels": split_channels,
+        "shape": [int(offsets[-1]), *example_shape], "dtype": "float32", "offsets": offsets.tolist(),
+        "sources": srcs, "channels": chans, "file_bytes": os.path.getsize(npy),
+        "layout": "(total_frames, mel_bands, channels), examples back to back",
+    })
+
+
+# ----------------------------------------------------------------------------------------------
+# binaural layout: each stereo clip as 4 waveforms (left, right, sum, difference)
+
+
+def cached_binaural(paths, feature_cfg, cache_dir, *, expand, progress: bool = True) -> np.ndarray:
+    """Features of stereo clips, each expanded to several waveforms by ``expand`` ((samples, 2) ->
+    (waveforms, samples); the raw-waveform study's left, right, sum, difference) and featurised
+    the same way, waveform-major: (clips, waveforms * frames_or_windows, ..., channels), cached and
+    memory-mapped like :func:`cached_features`."""
+    from tf_scenes.audio import read_audio
+    from tf_scenes.features import extract
+
+    cfg = get_feature_config(feature_cfg)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ConfigError("cached_binaural: the file list is empty")
+    records = _file_records(paths)
+    key = _key(cfg, None, records, layout={"binaural": getattr(expand, "__name__", "expand")})
+    npy, meta_path = cache_paths(ensure_writable_dir(cache_dir), cfg, key, "binaural")
+    loaded = _load_valid(npy, meta_path, key)
+    if loaded is not None:
+        return loaded[0]
+    first = np.asarray(expand(np.zeros((cfg.clip_samples or 1, 2), np.float32)))
+    w, s_, c = output_shape(cfg, cfg.clip_samples)
+    shape = (len(paths), first.shape[0] * w, s_, c)
+    log.info("binaural features of %d clips -> %s %s", len(paths), npy, shape)
+    with _writer_lock(npy):
+        with atomic_path(npy, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            from tqdm.auto import tqdm
+
+            for i, p in enumerate(tqdm(paths, unit="clip", desc=f"features {cfg.name}", disable=not progress)):
+                x, _ = read_audio(p, sr=cfg.sample_rate, mono=False, channels=2)
+                out[i] = extract(cfg, expand(x)).reshape(shape[1:])  # (waveforms * windows, samples, 1)
+            out.flush()
+            del out
+        atomic_write_json(meta_path, {"format": CACHE_FORMAT, "key": key, "config": config_to_dict(cfg),
+                                      "shape": list(shape), "dtype": "float32", "file_bytes": os.path.getsize(npy),
+                                      "layout": "(clips, waveforms * windows, samples, 1)",
+                                      "files": [r[0] for r in records]})
+    return np.load(npy, mmap_mode="r", allow_pickle=False)

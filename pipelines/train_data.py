@@ -17,20 +17,22 @@ pages actually read.  Measured on a 650 MB memmap (1000 x 423 x 128 x 3 float32,
 Typical use (two-stage ASC reference settings)::
 
     ds = make_train_dataset(feats, onehot, batch_size=32, seed=0, epochs=254, initial_epoch=k,
-                            crop=400, spec_augment={"per_channel": True}, mixup_alpha=0.4,
-                            mixup_pairing="halves", steps_per_epoch=ceil(N / 32))
+                            transforms=[spec_augment(per_channel=True), crop(400)],
+                            mixup=Mixup(0.4, pairing="halves"), steps_per_epoch=ceil(N / 32))
 
 DcaseNet (one epoch = 500 iterations, mixup from epoch 6, one lambda per batch)::
 
     ds = make_train_dataset(asc_feats, asc_onehot, batch_size=32, seed=0, epochs=160,
-                            steps_per_epoch=500, crop=251, mixup_alpha=0.1,  # 5 s crops
-                            mixup_per_example=False, mixup_from_epoch=6)
+                            steps_per_epoch=500, transforms=[crop(251)],  # 5 s crops
+                            mixup=Mixup(0.1, per_example=False, from_epoch=6))
+
+(``crop``, ``spec_augment`` and ``Mixup`` from :mod:`tf_scenes.pipelines.transforms`.)
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence, Callable
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -149,11 +151,8 @@ def _gather_fn(features, labels, dtype):
 
 
 def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, initial_epoch: int = 0,
-                       crop: int | None = None, spec_augment: dict | None = None,
-                       mixup_alpha: float | None = None, drop_remainder: bool = True,
-                       extra_map: Callable | None = None, steps_per_epoch: int | None = None,
-                       mixup_pairing: str = "permutation", mixup_per_example: bool = True,
-                       mixup_from_epoch: int = 0, dtype="float32",
+                       transforms: Sequence = (), mixup=None, drop_remainder: bool = True,
+                       steps_per_epoch: int | None = None, dtype="float32",
                        num_parallel_calls=AUTOTUNE) -> tf.data.Dataset:
     """Training batches ``(x, y)`` for epochs ``initial_epoch .. epochs-1``.
 
@@ -165,16 +164,12 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
         seed: int or shape-[2] int array: the only source of randomness.
         epochs, initial_epoch: the dataset covers epochs ``initial_epoch .. epochs-1``; batches
             never straddle two epochs.
-        crop: random crop of this many frames along axis 0 per example (two-stage: 400 of 423).
-        spec_augment: kwargs of :func:`tf_scenes.pipelines.augment.spec_augment` (``{}`` = reference
-            defaults), applied per example BEFORE cropping as in the two-stage reference; None = off.
-        mixup_alpha: mixup with lambda ~ Beta(alpha, alpha) per batch; None = off.
-        mixup_pairing, mixup_per_example: see :func:`tf_scenes.pipelines.augment.mixup`.  With ``"halves"``
-            each output batch is mixed from ``2 * batch_size`` examples (two-stage reference).
-        mixup_from_epoch: mixup only in epochs ``>= mixup_from_epoch`` (DcaseNet: 6, 0-based).
+        transforms: per-example transforms (:mod:`tf_scenes.pipelines.transforms`: crop,
+            spec_augment, a study's own map...) applied in this order, each drawing from its own
+            seed stream.
+        mixup: a :class:`~tf_scenes.pipelines.transforms.Mixup` of each batch, or None.  With
+            ``pairing="halves"`` each output batch is mixed from ``2 * batch_size`` examples.
         drop_remainder: drop the last partial batch of each one-pass epoch.
-        extra_map: ``fn(x, y, seed) -> (x, y)`` applied per example FIRST (before SpecAugment and
-            crop) with a per-example shape-[2] seed, e.g. to tile short clips before cropping.
         steps_per_epoch: None = an epoch is one pass over the data (``epoch_steps`` batches).  An
             int = an epoch is exactly this many batches drawn from an endless sequence of seeded
             passes (DcaseNet: 500 iterations per epoch; two-stage reference: ceil(N/32) steps of
@@ -185,15 +180,13 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if mixup_alpha is not None and mixup_pairing not in _aug.MIXUP_PAIRINGS:
-        raise ValueError(f"unknown mixup_pairing {mixup_pairing!r}; choose one of {_aug.MIXUP_PAIRINGS}")
-    halves = mixup_alpha is not None and mixup_pairing == "halves"
+    halves = mixup is not None and mixup.pairing == "halves"
     if halves and steps_per_epoch is None and not drop_remainder:
         raise ValueError("mixup_pairing='halves' needs whole batches of 2 x batch_size: use drop_remainder=True")
     per_batch = 2 * batch_size if halves else batch_size  # examples read per output batch
     if steps_per_epoch is None:
         per_epoch_steps = epoch_steps(n, batch_size, drop_remainder=drop_remainder,
-                                      mixup_pairing=mixup_pairing if halves else None)
+                                      mixup_pairing="halves" if halves else None)
         if per_epoch_steps == 0:
             raise ValueError(f"{n} examples give 0 batches of {per_batch} per epoch with drop_remainder=True")
         # Examples per epoch: the permutation of one pass, cut to whole batches when dropping.
@@ -209,8 +202,8 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
 
     base = _seed_pair(seed)
     order_seed = _aug.fold_seed(base, _ORDER)
-    # One stream per per-example augmentation: a single fold_in per example and augmentation.
-    extra_seed, specaug_seed, crop_seed = (_aug.fold_seed(base, _EXAMPLE, k) for k in range(3))
+    # One stream per kind of per-example transform: a single fold_in per example and transform.
+    streams = [_aug.fold_seed(base, _EXAMPLE, t.stream) for t in transforms]
     batch_seed = _aug.fold_seed(base, _BATCH)
     gather, specs = _gather_fn(features, labels, dtype)
     label_struct = labels
@@ -238,12 +231,8 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
         flat = [tf.ensure_shape(t, s.shape) for t, s in zip(flat, specs)]
         x = flat[0]
         y = tf.nest.pack_sequence_as(label_struct, flat[1:]) if label_struct is not None else ()
-        if extra_map is not None:
-            x, y = extra_map(x, y, _aug.fold_seed(extra_seed, g))
-        if spec_augment is not None:
-            x = _aug.spec_augment(x, _aug.fold_seed(specaug_seed, g), **dict(spec_augment))
-        if crop is not None:
-            x = _aug.random_crop(x, int(crop), _aug.fold_seed(crop_seed, g), axis=0)
+        for t, stream in zip(transforms, streams):
+            x, y = t.fn(x, y, _aug.fold_seed(stream, g))
         return x, y, g
 
     def epoch_batches(e):
@@ -256,8 +245,8 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
         s = _aug.fold_seed(batch_seed, first)
 
         def do_mix():
-            return _aug.mixup(x, y, s, alpha=float(mixup_alpha), pairing=mixup_pairing,
-                              per_example=mixup_per_example)
+            return _aug.mixup(x, y, s, alpha=float(mixup.alpha), pairing=mixup.pairing,
+                              per_example=mixup.per_example)
 
         def no_mix():
             xs, ys = (x, y)
@@ -266,12 +255,12 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
                 ys = tf.nest.map_structure(lambda t: t[:batch_size], y)
             return xs, tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), ys)
 
-        if mixup_from_epoch <= 0:
+        if mixup.from_epoch <= 0:
             return do_mix()
-        return tf.cond(epoch >= mixup_from_epoch, do_mix, no_mix)
+        return tf.cond(epoch >= mixup.from_epoch, do_mix, no_mix)
 
     ds = tf.data.Dataset.range(int(initial_epoch), int(epochs)).flat_map(epoch_batches)
-    if mixup_alpha is not None:
+    if mixup is not None:
         ds = ds.map(mix, num_parallel_calls=num_parallel_calls, deterministic=True)
     else:
         ds = ds.map(lambda x, y, g: (x, y))

@@ -22,7 +22,7 @@ import numpy as np
 from tf_scenes.training.trainer import serial_inter_op, set_determinism
 assert serial_inter_op()  # as the training commands do, before TensorFlow's runtime starts
 import keras, tensorflow as tf
-from tf_scenes.models.two_stage import TwoStageModelConfig, build_two_stage_model
+from tf_scenes.two_stage.model import TwoStageModelConfig, build_two_stage_model
 set_determinism(5)
 print("inter_op", tf.config.threading.get_inter_op_parallelism_threads())
 m = build_two_stage_model(TwoStageModelConfig(arch="resnet", num_classes=10, width=0.125))

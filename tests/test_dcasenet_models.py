@@ -9,7 +9,7 @@ import pytest
 from tf_scenes import registry
 from tf_scenes.config import from_dict, to_dict
 from tf_scenes.errors import ConfigError
-from tf_scenes.models.dcasenet import (
+from tf_scenes.dcasenet.model import (
     VARIANTS,
     DcaseNetConfig,
     build_dcasenet,

@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 
 from tf_scenes.experiments import dcasenet as study
-from tf_scenes.experiments import dcasenet_report as report
+from tf_scenes.experiments.dcasenet import report as report
 from tf_scenes.dcasenet import evaluate as ev
 from tf_scenes.dcasenet.data import TaskSplit, joint_dataset, restandardise, restandardise_np, train_dataset
 from tf_scenes.dcasenet.joint import JointTrainer, check_tasks, task_loss
 from tf_scenes.errors import ConfigError
-from tf_scenes.models.dcasenet import VARIANTS, sed_loss
+from tf_scenes.dcasenet.model import VARIANTS, sed_loss
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "experiments" / "configs"

@@ -149,7 +149,7 @@ TRAINERS_SCRIPT = textwrap.dedent("""
     devices = split_cpu(2)
     import keras, numpy as np, tensorflow as tf
     from keras import ops
-    from tf_scenes.training.prototype import attach_hierarchical_losses
+    from tf_scenes.raw_waveform.prototype import attach_hierarchical_losses
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 20)).astype(np.float32)

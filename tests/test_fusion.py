@@ -10,20 +10,10 @@ import pytest
 
 from tf_scenes.errors import DataFormatError
 from tf_scenes.metrics.classification import log_loss
-from tf_scenes.two_stage import tables
+from tf_scenes.two_stage import paper
 from tf_scenes.two_stage.audit import audit_fusion, read_score_file
-from tf_scenes.two_stage.fusion import (
-    BROAD_CLASSES,
-    SCENES,
-    ClipMismatchError,
-    ScoreTable,
-    broad_class,
-    ensemble,
-    ensemble_tables,
-    fuse,
-    fuse_tables,
-    join_by_clip,
-)
+from tf_scenes.scores import ClipMismatchError, ScoreTable, join_by_clip
+from tf_scenes.two_stage.fusion import BROAD_CLASSES, SCENES, broad_class, ensemble, ensemble_tables, fuse, fuse_tables
 
 
 def test_broad_classes():

@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 
 from tf_scenes import registry  # noqa: E402
 from tf_scenes.errors import ConfigError  # noqa: E402
-from tf_scenes.models.raw_waveform import (  # noqa: E402
+from tf_scenes.raw_waveform.model import (  # noqa: E402
     VARIANTS,
     FrameAlign,
     OrthogonalWeightRegularizer,
@@ -22,7 +22,7 @@ from tf_scenes.models.raw_waveform import (  # noqa: E402
     l2_softmax_alpha,
     pipeline_geometry,
 )
-from tf_scenes.training.prototype import (  # noqa: E402
+from tf_scenes.raw_waveform.prototype import (  # noqa: E402
     HierarchicalTrainer,
     PrototypeLoss,
     attach_hierarchical_losses,

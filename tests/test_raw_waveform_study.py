@@ -464,7 +464,7 @@ def test_binaural_clip_becomes_four_windowed_waveforms(tmp_path):
 
 
 def test_copy_matching_weights_skips_heads_of_another_size():
-    from tf_scenes.models.raw_waveform import RawWaveformConfig, build_raw_waveform
+    from tf_scenes.raw_waveform.model import RawWaveformConfig, build_raw_waveform
 
     small = dict(width=0.03, fc_units=(8, 4), attention_units=4, n_coarse=3)
     keras.utils.set_random_seed(0)

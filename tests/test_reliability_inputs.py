@@ -577,7 +577,7 @@ def _tiny_run_folder(root: Path) -> Path:
 
     from tf_scenes import registry
     from tf_scenes.model_io import write_model_card
-    from tf_scenes.models.two_stage import TwoStageModelConfig
+    from tf_scenes.two_stage.model import TwoStageModelConfig
 
     keras.utils.set_random_seed(0)
     cfg = TwoStageModelConfig(arch="resnet", num_classes=3, width=0.0625, n_mels=16, channels=1)

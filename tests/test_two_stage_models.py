@@ -7,7 +7,7 @@ keras = pytest.importorskip("keras")
 
 from tf_scenes import registry  # noqa: E402
 from tf_scenes.errors import ConfigError  # noqa: E402
-from tf_scenes.models.two_stage import (  # noqa: E402
+from tf_scenes.two_stage.model import (  # noqa: E402
     CLASS_CONV,
     CLASS_MAP,
     OUTPUT,

@@ -7,7 +7,7 @@ import pytest
 from tf_scenes import registry
 from tf_scenes.config import from_dict, to_dict
 from tf_scenes.errors import ConfigError
-from tf_scenes.models.weak_sed import (MODELS, ClampedAttentionPooling2D, GlobalWeightedRankPooling2D,
+from tf_scenes.weak_sed.model import (MODELS, ClampedAttentionPooling2D, GlobalWeightedRankPooling2D,
                                        WeakSedConfig, WeightedSum, build_2apae, build_weak_sed,
                                        count_trainable_params, parameter_split, weak_sed_loss)
 

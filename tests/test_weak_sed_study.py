@@ -14,7 +14,7 @@ import pytest
 from tf_scenes.experiments import weak_sed as ws
 from tf_scenes.config import load_config
 from tf_scenes.errors import ConfigError
-from tf_scenes.weak_sed import tables
+from tf_scenes.weak_sed import paper
 from tf_scenes.weak_sed.training import (PlateauState, ResumablePlateau, RowView, plateau_replay, plateau_step,
                                          standardize, standardize_array)
 
@@ -267,7 +267,7 @@ def test_loss_is_bce_plus_alpha_mse_on_a_fixed_batch():
     """The study's compile: loss = BCE(clip, y) + alpha * mean((reconstruction - x_std)^2)."""
     import tensorflow as tf
 
-    from tf_scenes.models.weak_sed import WeakSedConfig, build_weak_sed
+    from tf_scenes.weak_sed.model import WeakSedConfig, build_weak_sed
     from tf_scenes.weak_sed.training import inputs_and_targets
 
     rng = np.random.default_rng(3)

@@ -5,7 +5,9 @@
 
 Unknown keys and wrong types raise ConfigError naming the dotted key, so a typo is never ignored.
 A key repeated in one YAML mapping raises too (PyYAML would keep the last silently). A float field
-accepts ``1e-3``, which YAML 1.1 reads as a string.
+accepts ``1e-3``, which YAML 1.1 reads as a string. Fields declared with :func:`bounded` are checked
+against their range when the config is loaded, before any data work; an error caused by a
+``--set`` override names that override.
 """
 
 from __future__ import annotations
@@ -98,6 +100,30 @@ def _convert(tp, value, key: str):
     return value
 
 
+def bounded(default, *, ge=None, gt=None, le=None, lt=None):
+    """A dataclass field whose value (or each item of a tuple value; None is always allowed)
+    :func:`from_dict` checks against the given bounds: ``epochs: int = bounded(50, ge=1)``."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
+_BOUND_TEXT = {"ge": ">= {}", "gt": "> {}", "le": "<= {}", "lt": "< {}"}
+_BOUND_OK = {"ge": lambda v, b: v >= b, "gt": lambda v, b: v > b, "le": lambda v, b: v <= b,
+             "lt": lambda v, b: v < b}
+
+
+def _check_bounds(bounds: dict, value, key: str) -> None:
+    if value is None or not bounds:
+        return
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    for v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            bad = [op for op, b in bounds.items() if not _BOUND_OK[op](v, b)]
+            if bad:
+                need = " and ".join(_BOUND_TEXT[op].format(bounds[op]) for op in bounds)
+                raise ConfigError(f"{key}: {value!r} is out of range: must be {need}", key=key)
+
+
 def from_dict(cls, data: dict | None, prefix: str = ""):
     """Build dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
     data = dict(data or {})
@@ -113,11 +139,13 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
             close = difflib.get_close_matches(u, fields, n=1)
             hints_txt.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(f"unknown config key{'s' if len(unknown) > 1 else ''}{where}: {', '.join(hints_txt)}; "
-                          f"valid keys: {', '.join(sorted(fields))}")
+                          f"valid keys: {', '.join(sorted(fields))}",
+                          key=f"{prefix}.{unknown[0]}" if prefix else unknown[0])
     kwargs = {}
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         kwargs[name] = _convert(hints[name], value, key)
+        _check_bounds(fields[name].metadata.get("bounds", {}), kwargs[name], key)
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -259,12 +287,37 @@ T = typing.TypeVar("T")
 
 
 def load_config(cls: type[T], path=None, overrides: list[str] | None = None) -> T:
+    """Read ``path`` (YAML, ``base:`` chains merged), apply ``overrides`` and check everything.
+
+    An error about a key that an override set names the override (``--set train.batch_size=0:
+    ...``), otherwise the file."""
     data = read_yaml(path) if path else {}
     data = apply_overrides(data, overrides)
     try:
         return from_dict(cls, data)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+        culprit = _override_for(getattr(e, "key", None) or _key_in_message(str(e)), overrides or [])
+        if culprit:
+            raise ConfigError(f"--set {culprit}: {e}", key=getattr(e, "key", None)) from None
+        raise ConfigError(f"{path}: {e}" if path else str(e), key=getattr(e, "key", None)) from None
+
+
+def _key_in_message(message: str) -> str | None:
+    """The dotted key an error message starts with ("train.epochs: ..."), if any."""
+    head = message.split(":", 1)[0].strip()
+    return head if head and re.fullmatch(r"[A-Za-z_][\w.\[\]]*", head) else None
+
+
+def _override_for(key: str | None, overrides: list[str]) -> str | None:
+    """The last override that set ``key`` (or a section containing it, or a key inside it)."""
+    if not key:
+        return None
+    key = re.sub(r"\[\d+\]", "", key)
+    for text in reversed(overrides):
+        name = text.split("=", 1)[0].strip()
+        if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+            return text
+    return None
 
 
 def dump_yaml(obj) -> str:

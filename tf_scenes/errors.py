@@ -37,7 +37,14 @@ class AudioError(TFScenesError, ValueError):
 
 
 class ConfigError(TFScenesError, ValueError):
-    """A configuration has unknown keys, wrong types or invalid values."""
+    """A configuration has unknown keys, wrong types or invalid values.
+
+    ``key``: the dotted config key at fault, when known (the loader uses it to name the
+    command-line override that set it)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class OutputDirError(TFScenesError, OSError):

@@ -4,7 +4,7 @@ The feature front-end is part of the exported graph (one implementation, tf_scen
 Beside the SavedModel, `assets.extra/labels.json` holds the class names of each output and
 `assets.extra/metadata.json` the sample rate, the outputs and how the model was made.
 
-    export_two_stage(models10, models3, "results/two_stage/export/two_stage_system")
+    export_saved_model(model, "export/my_model", sample_rate=44100, labels={"probs": [...]})
     m = tf.saved_model.load(path); out = m.signatures["serving_default"](waveform=wav)
 """
 
@@ -14,7 +14,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 
 def waveform_signature_model(inner, feature_cfg, name: str):
@@ -113,42 +112,3 @@ def read_export_metadata(export_dir) -> tuple[dict, dict]:
         except (OSError, ValueError) as e:
             raise TFScenesError(f"{d / name}: unreadable ({e}); re-export the model") from e
     return out[0], out[1]
-
-
-def two_stage_system(models10: dict, models3: dict):
-    """Keras model: waveform (44.1 kHz) -> {"scene": 10-class ensemble, "broad": 3-class ensemble,
-    "fused": two-stage fusion score[c] = P10[c] * P3[broad(c)], renormalised}.
-
-    Ensembles are the mean of the members' softmax outputs (the paper sums them; the argmax is the
-    same, and the mean stays a probability distribution)."""
-    import keras
-    from keras import ops
-
-    from .datasets.tau2020 import BROAD_CLASSES, SCENE_TO_BROAD, SCENES
-    from .features import get_feature_config
-
-    expand = np.zeros((len(BROAD_CLASSES), len(SCENES)), np.float32)  # P3 (batch, 3) @ expand -> (batch, 10)
-    for c, scene in enumerate(SCENES):
-        expand[BROAD_CLASSES.index(SCENE_TO_BROAD[scene]), c] = 1.0
-
-    def inner(feats):
-        p10 = ops.mean(ops.stack([m(feats) for m in models10.values()], axis=0), axis=0)  # (batch, 10)
-        p3 = ops.mean(ops.stack([m(feats) for m in models3.values()], axis=0), axis=0)  # (batch, 3)
-        fused = p10 * ops.matmul(p3, ops.convert_to_tensor(expand))  # (batch, 10)
-        fused = fused / ops.sum(fused, axis=-1, keepdims=True)
-        return {"scene": p10, "broad": p3, "fused": fused}
-
-    return waveform_signature_model(inner, get_feature_config("two_stage"), "two_stage_system")
-
-
-def export_two_stage(models10: dict, models3: dict, out_dir) -> Path:
-    from .datasets.tau2020 import BROAD_CLASSES, SCENES
-    from .features import get_feature_config
-
-    cfg = get_feature_config("two_stage")
-    system = two_stage_system(models10, models3)
-    return export_saved_model(
-        system, out_dir, sample_rate=cfg.sample_rate, min_samples=None,
-        labels={"scene": list(SCENES), "broad": list(BROAD_CLASSES), "fused": list(SCENES)},
-        metadata={"family": "two_stage", "members_10class": list(models10), "members_3class": list(models3),
-                  "note": "clips are cut or zero-padded to 10 s (441,000 samples) by the front-end"})

@@ -1,8 +1,8 @@
 """`tf-scenes export RUN_DIR --out DIR [--tflite]`: a SavedModel taking waveforms.
 
-RUN_DIR is a model run folder (holding model.json) of any family, or a two-stage study folder
-(holding study.json and runs/), which exports the whole two-stage system (10-class and 3-class
-ensembles and their fusion).
+RUN_DIR is a model run folder (holding model.json) of any family, exported as its family's export
+contract says (tf_scenes.families), or a folder of a system of runs (the two-stage study folder:
+10-class and 3-class ensembles and their fusion).
 """
 
 from __future__ import annotations
@@ -19,86 +19,52 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run_dir", type=Path, help="model run folder (model.json) or two-stage study folder")
+    parser.add_argument("run_dir", type=Path, help="model run folder (model.json) or a system folder (the two-stage study folder)")
     parser.add_argument("--out", type=Path, required=True, help="export folder (replaced if it exists)")
     parser.add_argument("--tflite", action="store_true",
                         help="also write model.tflite (built-in ops only), checked against the Keras outputs")
 
 
-def _study_models(study_dir: Path):
-    from .model_io import load_run_model
-
-    info = json.loads((study_dir / "study.json").read_text())
-    cfg = json.loads(json.dumps(__import__("yaml").safe_load((study_dir / "config.yaml").read_text())))
-    m10 = cfg.get("ensemble10") or []
-    m3 = cfg.get("ensemble3") or []
-    if not m10 or not m3:
-        raise TFScenesError(f"{study_dir}: study config lists no ensembles to export")
-    load = lambda n: load_run_model(study_dir / "runs" / n)[0]  # noqa: E731
-    return {n: load(n) for n in m10}, {n: load(n) for n in m3}, info
-
-
-def family_model(run_dir: Path):
-    """(Keras model taking waveforms, card, labels, extra metadata, min_samples) for one run folder.
-
-    Each family ships what its study exports: DcaseNet scene/tag/frame probabilities, weak-SED clip
-    probabilities with the model's own attention over time, raw-waveform whole clips (windowing and
-    window averaging inside the graph), and the features + training statistics + model otherwise."""
-    from .model_io import load_run_model, read_model_card, waveform_model
-
-    card = read_model_card(run_dir)
-    family = card["family"]
-    extra, min_samples = {}, None
-    if family == "raw_waveform":  # whole clips: windowing + averaging inside the graph
-        from tf_scenes.experiments.raw_waveform import clip_export_settings, clip_model
-
-        model = clip_model(load_run_model(run_dir)[0])
-        min_samples, extra = clip_export_settings()
-    elif family == "dcasenet":
-        from .dcasenet.serving import EXPORT_NOTE, FRAME_SECONDS, MIN_SAMPLES, serving_model
-
-        model, card = serving_model(run_dir)
-        min_samples = MIN_SAMPLES
-        extra.update(frame_seconds=FRAME_SECONDS, note=EXPORT_NOTE)
-    elif family == "weak_sed":  # as the study exports: clip probabilities and the attention over time
-        from tf_scenes.experiments.weak_sed import EXPORT_NOTE, FRAME_SECONDS, export_waveform_model
-
-        model, card = export_waveform_model(run_dir)
-        extra.update(frame_seconds=FRAME_SECONDS, note=EXPORT_NOTE)
-    else:
-        model, card = waveform_model(run_dir)
-    labels = card["outputs"]
-    if isinstance(model.output, dict):
-        labels = {k: v for k, v in labels.items() if k in model.output}
-    return model, card, labels, extra, min_samples
-
-
-def export_run(run_dir: Path, out: Path) -> tuple[Path, object]:
-    """Export a run or two-stage study folder; returns (export dir, the Keras model exported)."""
-    from .export import export_saved_model, two_stage_system
-    from .model_io import read_model_card
+def family_export(run_dir: Path):
+    """The :class:`~tf_scenes.families.ExportSpec` of a run folder (model.json) from its family's
+    export contract, or of a folder holding a system of several runs (a family's group export)."""
+    from .families import ExportSpec, all_families, get
+    from .model_io import read_model_card, waveform_model
 
     run_dir = Path(run_dir)
     if (run_dir / "model.json").exists():
-        model, card, labels, extra, min_samples = family_model(run_dir)
-        path = export_saved_model(model, out, sample_rate=card["sample_rate"], labels=labels,
-                                  metadata={"family": card["family"], "builder": card["builder"],
-                                            "runs": [str(run_dir.resolve())], **extra},
-                                  min_samples=min_samples)
-        return path, model
-    if (run_dir / "study.json").exists() and (run_dir / "runs").is_dir():
-        from .datasets.tau2020 import BROAD_CLASSES, SCENES
+        card = read_model_card(run_dir)
+        family = get(card["family"])
+        if family.export is not None:
+            return family.export(run_dir)
+        model, card = waveform_model(run_dir)
+        labels = card["outputs"]
+        if isinstance(model.output, dict):
+            labels = {k: v for k, v in labels.items() if k in model.output}
+        return ExportSpec(model, card["sample_rate"], labels)
+    for family in all_families():
+        spec = family.group_export(run_dir) if family.group_export else None
+        if spec is not None:
+            return spec
+    raise TFScenesError(f"{run_dir}: neither a model run folder (model.json) nor a folder of a system of runs")
 
-        m10, m3, _ = _study_models(run_dir)
-        system = two_stage_system(m10, m3)
-        card = read_model_card(run_dir / "runs" / next(iter(m10)))
-        path = export_saved_model(
-            system, out, sample_rate=card["sample_rate"],
-            labels={"scene": list(SCENES), "broad": list(BROAD_CLASSES), "fused": list(SCENES)},
-            metadata={"family": "two_stage", "members_10class": list(m10), "members_3class": list(m3),
-                      "runs": [str((run_dir / "runs" / n).resolve()) for n in [*m10, *m3]]})
-        return path, system
-    raise TFScenesError(f"{run_dir}: neither a model run folder (model.json) nor a two-stage study folder (study.json)")
+
+def export_run(run_dir: Path, out: Path, metadata: dict | None = None) -> tuple[Path, object]:
+    """Export a run or a system folder (``metadata``: more fields for the export's metadata.json);
+    returns (export dir, the Keras model exported)."""
+    from .export import export_saved_model
+    from .model_io import read_model_card
+
+    run_dir = Path(run_dir)
+    spec = family_export(run_dir)
+    meta = dict(spec.metadata)
+    if (run_dir / "model.json").exists():
+        card = read_model_card(run_dir)
+        meta = {"family": card["family"], "builder": card["builder"], "runs": [str(run_dir.resolve())], **meta}
+    meta.update(metadata or {})
+    path = export_saved_model(spec.model, out, sample_rate=spec.sample_rate, labels=dict(spec.labels),
+                              metadata=meta, min_samples=spec.min_samples)
+    return path, spec.model
 
 
 def convert_tflite(export_dir: Path, keras_model, sample_rate: int, seconds: float = 2.0, atol: float = 1e-3) -> dict:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-# Modules that register models when imported.  Listing them here (instead of importing at package
-# import time) keeps `import tf_scenes` free of TensorFlow.
-_MODEL_MODULES = (
-    "tf_scenes.models.two_stage",
-    "tf_scenes.models.dcasenet",
-    "tf_scenes.models.weak_sed",
-    "tf_scenes.models.raw_waveform",
-)
+
+def _model_modules() -> list[str]:
+    """Each family's ``model`` module registers its builders when imported (tf_scenes.families);
+    importing them on first use keeps `import tf_scenes` free of TensorFlow."""
+    from .families import FAMILIES
+
+    return [f"{library}.model" for library, _ in FAMILIES.values()]
 
 
 class _Registry:
@@ -38,7 +37,7 @@ class _Registry:
     def _load(self):
         if self._loaded:
             return
-        for mod in _MODEL_MODULES:
+        for mod in _model_modules():
             try:
                 importlib.import_module(mod)
             except ModuleNotFoundError as e:  # a family not installed yet must not break the others

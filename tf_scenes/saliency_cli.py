@@ -1,8 +1,8 @@
 """`tf-scenes saliency RUN_OR_EXPORT_DIR AUDIO.wav --out fig.png`: saliency drawn over the spectrogram.
 
-Accepted folders: a model run folder (model.json), a two-stage study folder (study.json: the 3-class
-and 10-class ResNet CAMs side by side, as in the paper's Figures 2-3), or an export folder written
-by `tf-scenes export` (it records the run folders it came from).
+Accepted folders: a model run folder (model.json), a folder of a system of runs (the two-stage
+study folder: the 3-class and 10-class ResNet CAMs side by side, as in the paper's Figures 2-3), or
+an export folder written by `tf-scenes export` (it records the run folders it came from).
 
 Defaults (method, layer, output head) come from the run's model card: CAM from the ResNet's class
 conv, Grad-CAM at a mid conv layer for the FCNNs, DcaseNet per task head (--output scene|tags|frames),
@@ -34,16 +34,17 @@ def add_arguments(parser) -> None:
 
 
 def resolve_runs(path: Path) -> list[Path]:
-    """Run folders to explain: one model, or [3-class, 10-class] for a two-stage study/export."""
+    """Run folders to explain: one model, or the runs a family explains side by side for a
+    system folder or its export (two-stage: [3-class, 10-class])."""
+    from .families import all_families
+
     path = Path(path)
     if (path / "model.json").exists():
         return [path]
-    if (path / "study.json").exists() and (path / "runs").is_dir():
-        import yaml
-
-        cfg = yaml.safe_load((path / "config.yaml").read_text())
-        pick = lambda names: next((n for n in names if cfg["models"][n]["arch"] == "resnet"), names[0])  # noqa: E731
-        return [path / "runs" / pick(cfg["ensemble3"]), path / "runs" / pick(cfg["ensemble10"])]
+    for family in all_families():
+        runs = family.saliency_runs(path) if family.saliency_runs else None
+        if runs:
+            return list(runs)
     meta_file = path / "assets.extra" / "metadata.json"
     if meta_file.exists():
         runs = [Path(r) for r in json.loads(meta_file.read_text()).get("runs", [])]
@@ -51,15 +52,8 @@ def resolve_runs(path: Path) -> list[Path]:
         if not runs or missing:
             raise TFScenesError(f"{path}: the export does not point at readable run folders "
                                 f"({', '.join(missing) or 'none recorded'}); pass a run folder instead")
-        if len(runs) == 1:
-            return runs
-        cards = [json.loads((r / "model.json").read_text()) for r in runs]
-        by_classes = {len(next(iter(c["outputs"].values()))): r for c, r in zip(cards, runs)
-                      if c["builder"].endswith("resnet")}
-        if 3 in by_classes and 10 in by_classes:
-            return [by_classes[3], by_classes[10]]
         return runs[:1]
-    raise TFScenesError(f"{path}: not a model run folder, two-stage study folder or tf-scenes export")
+    raise TFScenesError(f"{path}: not a model run folder, a system folder or a tf-scenes export")
 
 
 def model_input(card: dict, wav: np.ndarray) -> np.ndarray:
@@ -167,22 +161,19 @@ def _display_spectrogram(wav: np.ndarray, sr: int) -> np.ndarray:
 def run(args) -> int:
     from . import plots
     from .audio import read_audio
-
-    runs = resolve_runs(args.run_dir)
+    from .families import get
     from .model_io import read_model_card
 
+    runs = resolve_runs(args.run_dir)
     sr = read_model_card(runs[0])["sample_rate"]
     wav, _ = read_audio(args.audio, sr=sr, mono=True)
     spec, panels = None, []
     for r in runs:
+        card = read_model_card(r)
+        family = get(card["family"])
         class_arg = args.class_
-        if len(runs) > 1 and class_arg and not str(class_arg).isdigit():
-            # two-stage: a scene name selects its broad class in the 3-class model
-            from .datasets.tau2020 import SCENE_TO_BROAD
-
-            n_classes = len(next(iter(read_model_card(r)["outputs"].values())))
-            if n_classes == 3:
-                class_arg = SCENE_TO_BROAD.get(class_arg, class_arg)
+        if len(runs) > 1 and family.saliency_class is not None:
+            class_arg = family.saliency_class(card, class_arg)
         s, p, card = explain(r, wav, args.method, args.layer, class_arg, args.output)
         spec = s if spec is None else spec
         if len(runs) > 1:
@@ -191,14 +182,11 @@ def run(args) -> int:
         panels += p
     path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}")
     result = {"figure": str(path), "runs": [str(r) for r in runs], "panels": [t for t, _ in panels]}
-    if card["family"] == "raw_waveform":  # the first layer's filters are what the model listens with
-        from tf_scenes.experiments.raw_waveform_report import filter_figure
-
+    family = get(card["family"])
+    if family.saliency_extra is not None:  # more figures of the run (raw waveform: its first-layer filters)
         from .model_io import load_run_model
 
-        model, _ = load_run_model(runs[0])
-        filters = Path(args.out).with_name(Path(args.out).stem + "_filters.png")
-        result["filters"] = str(filter_figure(model, filters, f"{runs[0].name}: first-layer filter responses",
-                                              card["sample_rate"]))
+        result.update({k: str(v) for k, v in family.saliency_extra(runs[0], load_run_model(runs[0])[0],
+                                                                    Path(args.out)).items()})
     print(json.dumps(result))
     return 0

@@ -99,7 +99,7 @@ def predict_asc(model, features, crop: int, batch_size: int = 32) -> np.ndarray:
 
     ``model``: a Keras model or :func:`make_runner` function whose output has ``"scene"`` logits.
     """
-    from .data import restandardise_np
+    from .crops import restandardise_np
 
     n = int(features.shape[0])
     run = _as_runner(model, int(features.shape[2]))

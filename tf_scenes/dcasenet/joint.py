@@ -2,13 +2,13 @@
 
 Jung et al. 2021, Sec. 3.3 (and the authors' ``train_joint_3task``): every iteration draws one
 batch of each active task, runs that task's forward pass only (``model(x, mode=[task])``: here
-the per-task models of :func:`tf_scenes.models.dcasenet.build_task_models`, which share one set
+the per-task models of :func:`tf_scenes.dcasenet.model.build_task_models`, which share one set
 of layers), adds the task losses
 
 * ASC: softmax cross-entropy on the scene logits,
 * TAG: binary cross-entropy with logits, averaged over the 80 classes,
 * SED: binary cross-entropy on the 100 ms activity probabilities, prediction and label trimmed
-  to the shorter length (:func:`tf_scenes.models.dcasenet.sed_loss`),
+  to the shorter length (:func:`tf_scenes.dcasenet.model.sed_loss`),
 
 and takes one optimiser step on the sum.  Any non-empty subset of tasks can be active.  The
 network always holds every head (so a checkpoint of any task subset loads into any other run of
@@ -27,7 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from tf_scenes.errors import ConfigError
-from tf_scenes.models.dcasenet import OUTPUT_KEYS, DcaseNetConfig, build_task_models, sed_loss
+from tf_scenes.dcasenet.model import OUTPUT_KEYS, DcaseNetConfig, build_task_models, sed_loss, task_models
 from tf_scenes.training.distribute import replica_share
 
 TASKS = ("asc", "tag", "sed")
@@ -62,14 +62,15 @@ class JointTrainer(keras.Model):
     Args:
       model_cfg: the DcaseNet config (version, width, ...).
       tasks: the active tasks; each training element is ``{task: (x, y)}`` for these tasks.
+      net: the network, already built from ``model_cfg`` (e.g. by the registry); None: built here.
     """
 
-    def __init__(self, model_cfg: DcaseNetConfig, tasks=TASKS, **kwargs):
+    def __init__(self, model_cfg: DcaseNetConfig, tasks=TASKS, net=None, **kwargs):
         kwargs.setdefault("name", f"dcasenet_{model_cfg.version}_joint")
         super().__init__(**kwargs)
         self.model_cfg = model_cfg
         self.tasks = check_tasks(tasks)
-        models = build_task_models(model_cfg)
+        models = build_task_models(model_cfg) if net is None else task_models(net)
         self.net = models["joint"]
         self.task_models = {t: models[t] for t in self.tasks}
         self.trackers = {name: keras.metrics.Mean(name=name)

@@ -11,7 +11,6 @@ protocol stays in :mod:`tf_scenes.dcasenet.evaluate`.  Inputs need at least 40 f
 
 from __future__ import annotations
 
-from pathlib import Path
 
 MIN_SAMPLES = 1 + 39 * 480  # 40 frames: 1 + (n - 1) // 480 >= 40 (pre-emphasis drops one sample)
 
@@ -35,15 +34,3 @@ def serving_model(run_dir):
              "tags": keras.layers.Activation("sigmoid", name="tag_probs", dtype="float32")(out["tags"]),
              "frames": keras.layers.Activation("linear", name="frame_probs", dtype="float32")(out["frames"])}
     return keras.Model(wav, probs, name=f"{inner.name}_probs"), card
-
-
-def export_run(run_dir, out_dir, metadata: dict | None = None) -> Path:
-    """Write the SavedModel of a trained DcaseNet run folder (labels and metadata beside it)."""
-    from tf_scenes.export import export_saved_model
-
-    model, card = serving_model(run_dir)
-    meta = {"family": "dcasenet", "builder": card["builder"], "run": str(Path(run_dir).resolve()),
-            "frame_seconds": FRAME_SECONDS, "note": EXPORT_NOTE}
-    meta.update(metadata or {})
-    return export_saved_model(model, out_dir, sample_rate=card["sample_rate"], labels=card["outputs"],
-                              metadata=meta, min_samples=MIN_SAMPLES)

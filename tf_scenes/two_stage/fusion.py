@@ -12,14 +12,12 @@ numpy only.
 
 from __future__ import annotations
 
-import dataclasses
-import posixpath
 from types import MappingProxyType
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import TFScenesError
+from ..scores import ScoreTable, join_by_clip
 
 # The ten TAU Urban Acoustic Scenes 2020 scenes in alphabetical order (the published score files'
 # column order) and the three broad classes of the first stage.
@@ -31,10 +29,6 @@ BROAD_OF: Mapping[str, str] = MappingProxyType({
     "park": "outdoor", "public_square": "outdoor", "street_pedestrian": "outdoor", "street_traffic": "outdoor",
     "bus": "transportation", "metro": "transportation", "tram": "transportation",
 })
-
-
-class ClipMismatchError(TFScenesError, ValueError):
-    """Two score tables do not cover the same clips (or a table repeats a clip)."""
 
 
 def broad_class(scene: str) -> str:
@@ -80,84 +74,6 @@ def fuse(p10, p3, class_names_10: Sequence[str] = SCENES, broad_names: Sequence[
         raise ValueError(f"score columns {p10.shape[1]}/{p3.shape[1]} do not match "
                          f"{len(class_names_10)} fine and {len(broad_names)} broad class names")
     return p10 * p3[:, broad_index(class_names_10, broad_names, broad_of)]
-
-
-def clip_key(name: str) -> str:
-    """Join key of a clip: its file name without folders ("audio/x-a.wav" and "x-a.wav" match)."""
-    return posixpath.basename(str(name).replace("\\", "/")).strip()
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoreTable:
-    """Scores of one system: one row per clip, named columns.
-
-    clip_ids: clip file names (any folder prefix; rows are matched by ``clip_key``).
-    scores: (clips, classes) float array.  class_names: column names.
-    """
-
-    clip_ids: tuple[str, ...]
-    scores: np.ndarray
-    class_names: tuple[str, ...]
-
-    def __post_init__(self):
-        object.__setattr__(self, "clip_ids", tuple(str(c) for c in self.clip_ids))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
-        scores = np.asarray(self.scores, dtype=np.float64)
-        object.__setattr__(self, "scores", scores)
-        if scores.ndim != 2 or scores.shape != (len(self.clip_ids), len(self.class_names)):
-            raise ValueError(f"scores shape {scores.shape} does not match {len(self.clip_ids)} clips x "
-                             f"{len(self.class_names)} classes")
-        keys = [clip_key(c) for c in self.clip_ids]
-        if len(set(keys)) != len(keys):
-            seen, dups = set(), []
-            for k in keys:
-                if k in seen:
-                    dups.append(k)
-                seen.add(k)
-            raise ClipMismatchError(f"score table repeats clips: {_preview(dups)}")
-
-    def __len__(self) -> int:
-        return len(self.clip_ids)
-
-    def keys(self) -> list[str]:
-        return [clip_key(c) for c in self.clip_ids]
-
-    def predictions(self) -> list[str]:
-        """Predicted class name per clip (argmax)."""
-        return [self.class_names[i] for i in self.scores.argmax(axis=1)]
-
-    def take(self, clip_ids: Sequence[str]) -> "ScoreTable":
-        """Rows for the given clips, in that order (matched by clip_key)."""
-        pos = {k: i for i, k in enumerate(self.keys())}
-        missing = [c for c in clip_ids if clip_key(c) not in pos]
-        if missing:
-            raise ClipMismatchError(f"{len(missing)} clips not in score table: {_preview(missing)}")
-        rows = [pos[clip_key(c)] for c in clip_ids]
-        return ScoreTable(tuple(self.clip_ids[i] for i in rows), self.scores[rows], self.class_names)
-
-
-def _preview(items, n: int = 10) -> str:
-    items = list(items)
-    text = ", ".join(items[:n])
-    return text + (f", ... ({len(items) - n} more)" if len(items) > n else "")
-
-
-def join_by_clip(table_a: ScoreTable, table_b: ScoreTable) -> tuple[ScoreTable, ScoreTable]:
-    """Align two score tables by clip file name; rows follow table_a's order.
-
-    Raises ClipMismatchError listing the clips present on only one side.
-    """
-    keys_a, keys_b = table_a.keys(), table_b.keys()
-    only_a = sorted(set(keys_a) - set(keys_b))
-    only_b = sorted(set(keys_b) - set(keys_a))
-    if only_a or only_b:
-        parts = []
-        if only_a:
-            parts.append(f"{len(only_a)} clips only in the first table: {_preview(only_a)}")
-        if only_b:
-            parts.append(f"{len(only_b)} clips only in the second table: {_preview(only_b)}")
-        raise ClipMismatchError("cannot join score tables by clip; " + "; ".join(parts))
-    return table_a, table_b.take(table_a.clip_ids)
 
 
 def fuse_tables(t10: ScoreTable, t3: ScoreTable, broad_of: Mapping[str, str] = BROAD_OF) -> ScoreTable:

@@ -2,7 +2,7 @@
 per-class average precision bars.  Every function writes a PNG atomically and returns its path.
 
 Figure 2 (Deshmukh et al. 2021, Fig. 2) is drawn from the model's own dict outputs
-(:func:`tf_scenes.models.weak_sed.build_2apae`): the standardised log-mel input, the decoder's
+(:func:`tf_scenes.weak_sed.model.build_2apae`): the standardised log-mel input, the decoder's
 reconstruction, the frequency-attention maps of the 3 top-scoring classes, the first (frequency)
 step's output, the second (time) step's attention, and the clip-level output.
 """

@@ -1,7 +1,6 @@
 """Training pieces of the weak-SED study (Deshmukh et al., Interspeech 2021; weak_sed.md
 "Features" and "Training").
 
-* :class:`RowView`: the rows of a (memory-mapped) feature array that form a split, without copying.
 * :func:`standardize` (TensorFlow) / :func:`standardize_array` (numpy): per-band z-score with
   training statistics, dropping the channel axis: ``(..., frames, mels, 1) -> (..., frames, mels)``,
   the models' input.
@@ -25,7 +24,6 @@ from typing import Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
-from tf_scenes.pipelines.train_data import RowView  # noqa: F401  (re-exported: the study's split views)
 
 log = logging.getLogger(__name__)
 
