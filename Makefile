@@ -27,10 +27,10 @@ $(STAMP): requirements.txt requirements-dev.txt setup.cfg setup.py
 
 ## Fast tests (the CI gate). Slow tests: `make test-all`.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider -n 2 --dist loadfile
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider -n 2 --dist loadgroup
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 ## Synthetic default datasets (small size) under data/.
 data: $(STAMP)

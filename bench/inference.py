@@ -3,7 +3,7 @@
 The system is the one the two-stage study exports: waveform (44.1 kHz) -> feature front-end ->
 10-class ensemble (ResNet, FCNN, fsFCNN) and 3-class ensemble (ResNet, FCNN) -> two-stage fusion
 (the study's default ``ensemble10`` / ``ensemble3``), built from freshly initialised members with
-:func:`tf_scenes.export.two_stage_system` and written with :func:`tf_scenes.export.export_saved_model`,
+:func:`tf_scenes.two_stage.system.two_stage_system` and written with :func:`tf_scenes.export.export_saved_model`,
 then reloaded with ``tf.saved_model.load`` and called through its ``serving_default`` signature.
 Random weights cost the same as trained ones.
 
@@ -41,7 +41,8 @@ def _measure_width(width: float, tmp: Path, repeats: int, batch: int, full_batch
     import tensorflow as tf
 
     from tf_scenes.datasets.tau2020 import BROAD_CLASSES, SCENES
-    from tf_scenes.export import export_saved_model, two_stage_system
+    from tf_scenes.export import export_saved_model
+    from tf_scenes.two_stage.system import two_stage_system
     from tf_scenes.features import FeatureExtractor, get_feature_config
     from tf_scenes.two_stage.model import TwoStageModelConfig, build_two_stage_model
 

@@ -24,3 +24,61 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.fail(f"shared reference data not found at {REFERENCE}: tests need ../shared beside the checkout")
     return REFERENCE
+
+
+# ---- the tiny study of each family, run once per test worker and shared by the family harness
+# (tests/test_families.py) and the paper-specific study tests (tests/test_<family>_study.py) ----
+
+FAMILY_NAMES = ("two_stage", "dcasenet", "weak_sed", "raw_waveform")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for `--dist loadgroup`: the tests of one family's tiny study run on one worker
+    (its study is trained once there); every other file is a group of its own (as --dist loadfile)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        name = Path(str(item.fspath)).stem
+        family = next((f for f in FAMILY_NAMES if name == f"test_{f}_study"), None)
+        callspec = getattr(item, "callspec", None)
+        if family is None and name == "test_families" and callspec is not None:
+            family = callspec.params.get("family")
+        item.add_marker(pytest.mark.xdist_group(family or name))
+
+
+@pytest.fixture(scope="session")
+def study_root(tmp_path_factory) -> Path:
+    """One synthetic-data folder and cache for every tiny study of this worker."""
+    return tmp_path_factory.mktemp("studies")
+
+
+_TINY: dict = {}
+
+
+@pytest.fixture(scope="session")
+def tiny_study(study_root):
+    """``tiny_study(family)`` -> TinyStudy(study, cfg, out, report, cache): the family's tiny profile
+    run end to end once per worker (synthetic data generated once), through the shared runner."""
+    import dataclasses
+
+    from tf_scenes.experiments.reproduce import get_study, load_study_config
+    from tf_scenes.experiments.study import run_study
+
+    @dataclasses.dataclass
+    class TinyStudy:
+        study: object
+        cfg: object
+        out: Path
+        report: dict
+        cache: Path
+
+    def run(family: str):
+        if family not in _TINY:
+            study = get_study(family)
+            cfg = load_study_config(family, "tiny", overrides=[f"data.synthetic_dir={study_root / 'data'}"])
+            out = study_root / family
+            report = run_study(study, cfg, out, cache_dir=study_root / "cache")
+            _TINY[family] = TinyStudy(study, cfg, out, report, study_root / "cache")
+        return _TINY[family]
+
+    return run

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_scenes.experiments import dcasenet as study
-from tf_scenes.experiments.dcasenet import report as report
 from tf_scenes.dcasenet import evaluate as ev
-from tf_scenes.dcasenet.data import TaskSplit, joint_dataset, restandardise, restandardise_np, train_dataset
+from tf_scenes.dcasenet.crops import TaskSplit, restandardise, restandardise_np
 from tf_scenes.dcasenet.joint import JointTrainer, check_tasks, task_loss
-from tf_scenes.errors import ConfigError
 from tf_scenes.dcasenet.model import VARIANTS, sed_loss
+from tf_scenes.errors import ConfigError
+from tf_scenes.experiments.dcasenet import plan as study
+from tf_scenes.experiments.dcasenet import report as report
+from tf_scenes.experiments.dcasenet.data import joint_dataset, train_dataset
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIGS = REPO / "experiments" / "configs"
+CONFIGS = REPO / "experiments" / "dcasenet" / "configs"
 
 
 def tiny_cfg(version="v3"):
@@ -121,7 +122,7 @@ def test_task_sets_are_checked_and_canonical():
 
 
 def _split(task, feats, labels, lengths=None, groups=None):
-    from tf_scenes.dcasenet.cache import ClipFeatures
+    from tf_scenes.pipelines.cache import ClipFeatures
 
     if isinstance(feats, list):
         offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])]).astype(np.int64)
@@ -236,7 +237,7 @@ def test_four_channel_average_by_hand():
     np.testing.assert_allclose(avg[:, 0, 0], [0.3, 0.5])
     assert ids.tolist() == [7, 3]
     # predict_sed through a runner giving each channel example a constant activity
-    from tf_scenes.dcasenet.cache import ClipFeatures
+    from tf_scenes.pipelines.cache import ClipFeatures
 
     n, frames = 8, 80
     clips = ClipFeatures(np.zeros((n * frames, 8, 1), np.float32), np.arange(0, n * frames + 1, frames),
@@ -262,8 +263,10 @@ def test_tile_min_frames_doubles_short_clips():
 
 
 def test_clip_features_split_channels_and_own_lengths(tmp_path):
+    import functools
+
     from tf_scenes.audio import write_audio
-    from tf_scenes.dcasenet.cache import clip_features
+    from tf_scenes.pipelines.cache import cached_clips
     from tf_scenes.errors import AudioError
     from tf_scenes.features import extract
 
@@ -273,17 +276,18 @@ def test_clip_features_split_channels_and_own_lengths(tmp_path):
     short = (0.2 * rng.standard_normal(12000)).astype(np.float32)
     write_audio(tmp_path / "short.wav", short, 24000, subtype="FLOAT")
     cache = tmp_path / "cache"
+    clip_features = functools.partial(cached_clips, feature_cfg="dcasenet")
 
-    c = clip_features([tmp_path / "four.wav"], cache, split_channels=True, n_channels=4, progress=False)
+    c = clip_features([tmp_path / "four.wav"], cache_dir=cache, split_channels=True, n_channels=4, progress=False)
     assert len(c) == 4 and c.channels == (0, 1, 2, 3)
     for k in range(4):
         np.testing.assert_allclose(c.clip(k), extract("dcasenet", multi[:, k]), atol=1e-4)
-    mono = clip_features([tmp_path / "short.wav", tmp_path / "four.wav"], cache, progress=False)
+    mono = clip_features([tmp_path / "short.wav", tmp_path / "four.wav"], cache_dir=cache, progress=False)
     assert mono.lengths.tolist() == [25, 50]  # each clip at its own length: 1 + (n - 1) // 480
     np.testing.assert_allclose(mono.clip(0), extract("dcasenet", short), atol=1e-4)
     npy = sorted(cache.glob("dcasenet-clips-*.npy"))
     stamp = {p: p.stat().st_mtime_ns for p in npy}
-    again = clip_features([tmp_path / "short.wav", tmp_path / "four.wav"], cache, progress=False)
+    again = clip_features([tmp_path / "short.wav", tmp_path / "four.wav"], cache_dir=cache, progress=False)
     assert {p: p.stat().st_mtime_ns for p in npy} == stamp  # reused, not recomputed
     np.testing.assert_array_equal(np.asarray(again.data), np.asarray(mono.data))
     view = again.slice(1, 2)
@@ -291,7 +295,7 @@ def test_clip_features_split_channels_and_own_lengths(tmp_path):
     padded = again.padded()
     assert padded.shape == (2, 50, 128, 1) and np.all(padded[0][25:] == 0)
     with pytest.raises(AudioError, match="short.wav.*1 channels, expected 4"):
-        clip_features([tmp_path / "short.wav"], cache, split_channels=True, n_channels=4, progress=False)
+        clip_features([tmp_path / "short.wav"], cache_dir=cache, split_channels=True, n_channels=4, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,8 +305,8 @@ def test_clip_features_split_channels_and_own_lengths(tmp_path):
 def test_paper_profile_plans_every_row():
     from tf_scenes.config import load_config
 
-    cfg = load_config(study.Config, CONFIGS / "dcasenet_paper.yaml", [])
-    plan = study.plan_runs(cfg, Path("/nonexistent/runs"))
+    cfg = load_config(study.Config, CONFIGS / "paper.yaml", [])
+    plan = study.plan_runs(cfg)
     joint = [n for n in plan if "-ft-" not in n and "nomixup" not in n]
     assert len([n for n in plan if "nomixup" in n]) == 3
     assert len(joint) == 21  # 7 combinations x 3 versions (single-task ones shared with Table 2)
@@ -311,12 +315,12 @@ def test_paper_profile_plans_every_row():
     for name in plan:  # fine-tuning runs come after their joint run
         if "-ft-" in name:
             assert list(plan).index(name.split("-ft-")[0]) < list(plan).index(name)
-    quick = load_config(study.Config, CONFIGS / "dcasenet_quick.yaml", [])
+    quick = load_config(study.Config, CONFIGS / "quick.yaml", [])
     assert quick.subset_note and quick.table3_versions == ("v3",) and len(quick.table3_combinations) == 7
     with pytest.raises(ConfigError, match="table2"):
-        load_config(study.Config, CONFIGS / "dcasenet_tiny.yaml", ["table2=[v4]"])
+        load_config(study.Config, CONFIGS / "tiny.yaml", ["table2=[v4]"])
     with pytest.raises(ConfigError, match="table3_combinations"):
-        load_config(study.Config, CONFIGS / "dcasenet_tiny.yaml", ["table3_combinations=[asc+doa]"])
+        load_config(study.Config, CONFIGS / "tiny.yaml", ["table3_combinations=[asc+doa]"])
 
 
 def _fake_metrics(name, tasks, k):
@@ -333,12 +337,18 @@ def _fake_metrics(name, tasks, k):
 def test_tables_have_every_row_with_the_paper_numbers(tmp_path):
     from tf_scenes.config import load_config
 
-    cfg = load_config(study.Config, CONFIGS / "dcasenet_paper.yaml", [])
-    plan = study.plan_runs(cfg, tmp_path / "runs")
-    results = {name: _fake_metrics(name, spec.tasks, k) for k, (name, spec) in enumerate(plan.items())}
-    meta = {"synthetic": False, "data": {"asc": "TAU", "tag": "FSD", "sed": "NIGENS"}, "clips": {},
-            "selection": "best epoch", "subset_note": ""}
-    tables = report.write_tables(cfg, tmp_path, results, meta)
+    cfg = load_config(study.Config, CONFIGS / "paper.yaml", [])
+    plan = study.plan_runs(cfg)
+    from types import SimpleNamespace
+
+    from tf_scenes.datasets.provenance import DataLabel
+
+    cfg = dataclasses.replace(cfg, figures=False, export_run="")
+    results = {name: SimpleNamespace(metrics=_fake_metrics(name, spec.tasks, k))
+               for k, (name, spec) in enumerate(plan.items())}
+    data = SimpleNamespace(label=DataLabel("TAU; FSD; NIGENS", synthetic=False), tasks={})
+    report.report(cfg, data, results, SimpleNamespace(out=tmp_path))
+    tables = {k: json.loads((tmp_path / f"{k}.json").read_text()) for k in ("table2", "table3")}
     t2 = tables["table2"]["rows"]
     assert [r["key"] for r in t2] == ["v1-nomixup", "v1", "v2", "v3"]
     expected = {"v1-nomixup": (67.68, 68.01, 74.80, 0.3486), "v1": (68.19, 69.41, 79.62, 0.2926),
@@ -357,6 +367,7 @@ def test_tables_have_every_row_with_the_paper_numbers(tmp_path):
     md2, md3 = (tmp_path / "table2.md").read_text(), (tmp_path / "table3.md").read_text()
     assert "SYNTHETIC" not in md2 and all(f"{v:.2f}" in md2 for row in expected.values() for v in row[:3])
     assert md3.count("| v1 |") == 11 and "not recorded" in md3
+    assert tables["table2"]["synthetic"] is False and tables["table2"]["banner"] == ""
 
 
 def test_holdout_takes_whole_groups():
@@ -372,41 +383,33 @@ def test_holdout_takes_whole_groups():
 # the whole study on the tiny profile (shared by the tests below)
 
 
-@pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory):
-    from tf_scenes.experiments.cli import main
-    from tf_scenes.synth import generate
-
-    data = tmp_path_factory.mktemp("dcasenet_data")
-    for kind in ("asc", "tag", "sed"):
-        generate(kind, data, size="tiny", seed=0, jobs=2, progress=False)
-    out = tmp_path_factory.mktemp("dcasenet_out") / "results"
-    cache = tmp_path_factory.mktemp("dcasenet_cache")
-    rc = main(["reproduce", "dcasenet", "--profile", "tiny", "--out", str(out),
-               "--set", f"data.synthetic_dir={data}", "--set", f"data.cache_dir={cache}"])
-    assert rc == 0
-    return {"out": out, "data": data, "cache": cache}
+@pytest.fixture
+def dcasenet_study(tiny_study, study_root):
+    s = tiny_study("dcasenet")
+    return {"out": s.out, "data": study_root / "data", "cache": s.cache}
 
 
-def test_tiny_study_writes_tables_runs_figures_and_export(tiny_study):
-    out = tiny_study["out"]
+def test_tiny_study_writes_tables_runs_figures_and_export(dcasenet_study):
+    from tf_scenes.dcasenet.paper import TABLE2 as PAPER_TABLE2
+
+    out = dcasenet_study["out"]
     t2 = json.loads((out / "table2.json").read_text())
     assert t2["synthetic"] is True and t2["profile"] == "tiny"
     assert [r["key"] for r in t2["rows"]] == ["v1-nomixup", "v2"]  # the tiny profile's rows
     for row in t2["rows"]:
-        assert row["paper"] == report.PAPER_TABLE2[row["key"]]
+        assert row["paper"] == dict(PAPER_TABLE2[row["key"]])
         assert all(row["ours"][k] is not None for k, _, _ in report.METRIC_COLUMNS), row
         assert 0 <= row["ours"]["asc_acc"] <= 100 and 0 <= row["ours"]["tag_lwlrap"] <= 100
         assert row["params"] > 0
     assert t2["rows"][0]["paper"] == {"asc_acc": 67.68, "tag_lwlrap": 68.01, "sed_f1": 74.80, "sed_er": 0.3486}
     md2 = (out / "table2.md").read_text()
-    assert "SYNTHETIC data" in md2 and "67.68" in md2 and "0.3486" in md2 and "69.54" in md2
+    assert "SYNTHETIC DATA" in md2 and "67.68" in md2 and "0.3486" in md2 and "69.54" in md2
     assert "ref. code, 5 s" in md2 and "Table 2 lists v1 w/o mixup and v2 only" in md2
 
     t3 = json.loads((out / "table3.json").read_text())
     assert [(r["tasks"], r["training"]) for r in t3["rows"]] == [
         ("ASC+TAG+SED", "joint, random init"), ("ASC+TAG+SED", "fine-tuned per task from the joint run")]
-    assert all(r["paper"] is None for r in t3["rows"]) and "not recorded" in t3["paper_note"]
+    assert all(r["paper"] is None for r in t3["rows"]) and any("not recorded" in n for n in t3["notes"])
     assert all(v is not None for r in t3["rows"] for v in r["ours"].values())
     md3 = (out / "table3.md").read_text()
     assert "not recorded" in md3 and "Table 3 only lists DcaseNet-v3" in md3
@@ -415,7 +418,7 @@ def test_tiny_study_writes_tables_runs_figures_and_export(tiny_study):
     assert len(info["runs"]) == 10
     for name in info["runs"]:
         run = out / "runs" / name
-        for f in ("model.json", "history.csv", "metrics.json", "config.yaml", "checkpoints/selected.weights.h5"):
+        for f in ("model.json", "history.csv", "metrics.json", "config.yaml", "model.weights.h5"):
             assert (run / f).exists(), f"{name}: {f}"
         card = json.loads((run / "model.json").read_text())
         assert card["family"] == "dcasenet" and card["builder"].startswith("dcasenet_v")
@@ -431,11 +434,11 @@ def test_tiny_study_writes_tables_runs_figures_and_export(tiny_study):
     assert max(info["export"]["max_abs_diff"].values()) < 1e-4
 
 
-def test_exported_savedmodel_matches_keras(tiny_study):
+def test_exported_savedmodel_matches_keras(dcasenet_study):
     from tf_scenes.dcasenet.serving import serving_model
     from tf_scenes.export import read_export_metadata
 
-    out = tiny_study["out"]
+    out = dcasenet_study["out"]
     path = out / "export" / "dcasenet_v3-asc+tag+sed"
     meta, labels = read_export_metadata(path)
     assert meta["input"]["sample_rate"] == 24000 and len(labels["scene"]) == 10 and len(labels["tags"]) == 80
@@ -449,15 +452,14 @@ def test_exported_savedmodel_matches_keras(tiny_study):
         np.testing.assert_allclose(got[k].numpy(), np.asarray(ref[k]), atol=1e-5)
 
 
-def test_finetune_command_on_a_joint_run(tiny_study, tmp_path):
+def test_finetune_command_on_a_joint_run(dcasenet_study, tmp_path):
     from tf_scenes.experiments.cli import main
 
-    joint = tiny_study["out"] / "runs" / "v3-asc+tag+sed"
+    joint = dcasenet_study["out"] / "runs" / "v3-asc+tag+sed"
     out = tmp_path / "ft_tag"
-    rc = main(["finetune", str(joint), "--task", "tag", "--out", str(out),
-               "--set", f"data.cache_dir={tiny_study['cache']}"])
+    rc = main(["finetune", str(joint), "--task", "tag", "--out", str(out), "--cache-dir", str(dcasenet_study["cache"])])
     assert rc == 0
-    for f in ("model.json", "history.csv", "metrics.json", "checkpoints/selected.weights.h5"):
+    for f in ("model.json", "history.csv", "metrics.json", "model.weights.h5", "scores_evaluate_tags.tsv"):
         assert (out / f).exists(), f
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tasks"] == ["tag"] and 0 <= metrics["tag_lwlrap"] <= 1
@@ -479,14 +481,14 @@ def test_finetune_command_on_a_joint_run(tiny_study, tmp_path):
     assert main(["finetune", str(tmp_path), "--task", "asc"]) == 2  # not a run folder: clear error
 
 
-def test_export_tflite_predict_and_saliency_commands_on_a_run(tiny_study, tmp_path, capsys):
+def test_export_tflite_predict_and_saliency_commands_on_a_run(dcasenet_study, tmp_path, capsys):
     """The shipping commands on a DcaseNet run folder: `export --tflite` (checked against Keras),
     `predict` on a 44.1 kHz scene clip (resampled to 24 kHz) with frame activities, and `saliency`
     on each task head."""
     from tf_scenes.experiments.cli import main
     from tf_scenes.export import read_export_metadata
 
-    run = tiny_study["out"] / "runs" / "v3-asc+tag+sed"
+    run = dcasenet_study["out"] / "runs" / "v3-asc+tag+sed"
     exp = tmp_path / "export"
     assert main(["export", str(run), "--out", str(exp), "--tflite"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -497,12 +499,12 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(tiny_study, tmp_pa
     # the same SavedModel as the study's own export
     wav = (0.1 * np.random.default_rng(2).standard_normal((1, 30000))).astype(np.float32)
     ours = tf.saved_model.load(str(exp)).signatures["serving_default"](waveform=tf.constant(wav))
-    study = tf.saved_model.load(str(tiny_study["out"] / "export" / "dcasenet_v3-asc+tag+sed")).signatures[
+    study = tf.saved_model.load(str(dcasenet_study["out"] / "export" / "dcasenet_v3-asc+tag+sed")).signatures[
         "serving_default"](waveform=tf.constant(wav))
     for k in ("scene", "tags", "frames"):
         np.testing.assert_allclose(ours[k].numpy(), study[k].numpy(), atol=1e-6)
 
-    clip = sorted((tiny_study["data"] / "TAU-urban-acoustic-scenes-2020-mobile-development" / "audio").glob("*.wav"))[0]
+    clip = sorted((dcasenet_study["data"] / "TAU-urban-acoustic-scenes-2020-mobile-development" / "audio").glob("*.wav"))[0]
     assert main(["predict", str(exp), str(clip), "--top", "2", "--threshold", "0.5"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["file"] == str(clip) and line["sample_rate"] == 24000

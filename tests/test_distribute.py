@@ -31,6 +31,7 @@ SCRIPT = textwrap.dedent("""
     devices = split_cpu(2)
     import keras, numpy as np, tensorflow as tf
     from tf_scenes.pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.transforms import Mixup
     from tf_scenes.training.trainer import fit
 
     rng = np.random.default_rng(0)
@@ -52,7 +53,7 @@ SCRIPT = textwrap.dedent("""
 
     def data(epochs):
         return lambda k: make_train_dataset(x, y, batch_size=8, seed=1, epochs=epochs, initial_epoch=k,
-                                            mixup_alpha=0.4)
+                                            mixup=Mixup(0.4))
 
     out = {"devices": devices}
     root = tempfile.mkdtemp()
@@ -232,7 +233,7 @@ STUDIES_SCRIPT = textwrap.dedent("""
     common = ["--set", "train.strategy=mirrored", "--set", "data.synthetic_dir=" + root + "/data"]
     for study in ("raw_waveform", "weak_sed", "dcasenet"):
         rc = main(["reproduce", study, "--profile", "tiny", "--out", root + "/" + study,
-                   "--set", "data.cache_dir=" + root + "/cache_" + study, *common])
+                   "--cache-dir", root + "/cache_" + study, *common])
         assert rc == 0, study
     print("RESULT ok")
 """)

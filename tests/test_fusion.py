@@ -10,8 +10,8 @@ import pytest
 
 from tf_scenes.errors import DataFormatError
 from tf_scenes.metrics.classification import log_loss
-from tf_scenes.two_stage import paper
 from tf_scenes.two_stage.audit import audit_fusion, read_score_file
+from tf_scenes.two_stage import paper as tables
 from tf_scenes.scores import ClipMismatchError, ScoreTable, join_by_clip
 from tf_scenes.two_stage.fusion import BROAD_CLASSES, SCENES, broad_class, ensemble, ensemble_tables, fuse, fuse_tables
 
@@ -186,70 +186,9 @@ def test_paper_numbers():
     assert all(r.average is None for r in tables.TABLE3) and len(tables.TABLE3) == 5
 
 
-def _example_rows():
-    ours = {
-        "resnet": {"acc": 0.5, "acc/group_A": 0.75, "acc/group_B&C": 0.5, "acc/group_s1-s3": 0.25,
-                   "acc/group_s4-s6": 0.125, "acc/group_average": 0.5, "logloss": 1.0},
-        "two_stage_by_filename": {"system": "2-stage, joined", "groups": {"A": 1.0, "average": 0.9},
-                                  "note": "ours only"},
-    }
-    return tables.paper_rows("table2", ours)
-
-
-def test_paper_rows_merge_ours():
-    rows = _example_rows()
-    assert [r["key"] for r in rows][:2] == ["resnet", "fcnn"] and rows[-1]["key"] == "two_stage_by_filename"
-    assert rows[0]["ours"] == {"A": 0.75, "B&C": 0.5, "s1-s3": 0.25, "s4-s6": 0.125, "average": 0.5}
-    assert rows[0]["paper"] == {"average": pytest.approx(0.746)}
-    assert rows[1]["ours"] is None
-    assert rows[-1]["paper"] is None and rows[-1]["system"] == "2-stage, joined" and rows[-1]["note"] == "ours only"
-
-
-def test_markdown_rendering():
-    md = tables.table_markdown("Table 2", _example_rows()[:1], data_source="synthetic TAU 2020 (seed 0)",
-                               profile="quick", synthetic=True)
-    lines = md.splitlines()
-    assert lines[0] == "### Table 2"
-    assert lines[2].startswith("Data: synthetic TAU 2020 (seed 0); profile: quick.") and "SYNTHETIC DATA" in lines[2]
-    assert lines[4] == ("| System | A ours | B&C ours | s1-s3 ours | s4-s6 ours | average ours | average paper "
-                        "| Note |")
-    assert lines[5] == "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | :--- |"
-    assert lines[6] == "| ResNet | 75.0 | 50.0 | 25.0 | 12.5 | 50.0 | 74.6 |  |"
-    real = tables.table_markdown("T", _example_rows()[1:2], data_source="TAU 2020 dev", profile="paper",
-                                 synthetic=False)
-    assert "SYNTHETIC" not in real
-    assert "| FCNN | – | – | – | – | – | 76.9 |  |" in real
-
-
-def test_json_rendering_and_write(tmp_path):
-    rows = tables.audit_rows({"systems": {
-        "ensemble_10class": {"acc": 0.79, "groups": {"A": 0.87, "average": 0.79}},
-        "fused_row_order": {"acc": 0.82, "groups": {"A": 0.88, "average": 0.82}},
-        "fused_by_filename": {"acc": 0.79, "groups": {"A": 0.87, "average": 0.79}}}})
-    js = tables.table_json("Audit", rows, data_source="published scores", profile="-", synthetic=False)
-    assert js["synthetic"] is False and js["label"] == ""
-    assert js["columns"] == ["A ours", "B&C ours", "s1-s3 ours", "s4-s6 ours", "average ours", "average paper"]
-    assert js["rows"][1]["paper"] == {"average": 0.819}
-    json_path, md_path = tables.write_table(tmp_path / "audit_table", "Audit", rows, data_source="published scores",
-                                            profile="-", synthetic=True)
-    loaded = json.loads(json_path.read_text())
-    assert loaded["synthetic"] is True and loaded["label"] == tables.SYNTHETIC_LABEL
-    row_line = "| 2-stage ensemble, fused row by row (reference code) | 88.0 | – | – | – | 82.0 | 81.9 |"
-    assert row_line in md_path.read_text()
-
-
-def test_paper_number_lookup_and_flat_document_rendering():
+def test_paper_number_lookup():
     assert tables.paper_number("table2", "fsfcnn") == 76.2
     assert tables.paper_number("table2", "2stage_ensemble") == 81.9
     assert tables.paper_number("table2", "2stage_fcnn") == 80.1
     assert tables.paper_number("table1", "ensemble") == 93.2
     assert tables.paper_number("table3", "row0") is None and tables.paper_number("table2", "nope") is None
-    rows = tables.paper_rows("table2", {"2stage_resnet": {"acc": 0.7, "groups": {"average": 0.7}}})
-    assert rows[4]["ours"] == {"average": 0.7} and rows[4]["paper"] == {"average": pytest.approx(0.777)}
-    doc = {"title": "Table 1", "profile": "quick", "data": "synthetic TAU 2020", "synthetic": True,
-           "selection": "best epoch on the validation split",
-           "rows": [{"system": "resnet (3-class)", "key": "r3", "A": 90.0, "B&C": 85.0, "s1-s3": 80.0,
-                     "s4-s6": 75.5, "average": 81.25, "acc": 81.2, "paper": 91.4}]}
-    md = tables.render_markdown(doc)
-    assert "| resnet (3-class) | 90.0 | 85.0 | 80.0 | 75.5 | 81.2 | 91.4 |  |" in md
-    assert "SYNTHETIC DATA" in md and "Model selection: best epoch on the validation split." in md

@@ -1,5 +1,7 @@
-"""The raw-waveform study (experiments/raw_waveform.py): the whole tiny profile end to end, the
-embed command, the export round trip, and the study's own logic on hand-made cases."""
+"""The raw-waveform study (experiments/raw_waveform): what is particular to it on the tiny profile
+(the paper's rows, clip scores, the transfer split, figures, the whole-clip export, the embed
+command) and the study's own logic on hand-made cases. The contract every study keeps is tested in
+tests/test_families.py on the same tiny run."""
 
 import json
 from pathlib import Path
@@ -10,10 +12,12 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from tf_scenes.experiments import raw_waveform as rw  # noqa: E402
-from tf_scenes.experiments import raw_waveform_embed as embed  # noqa: E402
-from tf_scenes.experiments import raw_waveform_report as report  # noqa: E402
+from tf_scenes.experiments.raw_waveform import plan as rw  # noqa: E402
+from tf_scenes.experiments.raw_waveform import report  # noqa: E402
 from tf_scenes.experiments.reproduce import config_path  # noqa: E402
+from tf_scenes.raw_waveform import embed  # noqa: E402
+from tf_scenes.raw_waveform.figures import filter_responses  # noqa: E402
+from tf_scenes.raw_waveform.windows import WindowView, clip_model, copy_matching_weights  # noqa: E402
 from tf_scenes.config import load_config  # noqa: E402
 from tf_scenes.datasets.esc50 import HierRecord  # noqa: E402
 from tf_scenes.errors import ConfigError  # noqa: E402
@@ -26,40 +30,27 @@ SR = 16000
 # fixtures: tiny synthetic ESC-50 and the whole study on the tiny profile
 
 
-@pytest.fixture(scope="session")
-def tiny_esc50(tmp_path_factory):
-    from tf_scenes.synth import generate
-
-    d = tmp_path_factory.mktemp("rw_data")
-    generate("esc50", d, size="tiny", seed=0, progress=False)
-    return d
+@pytest.fixture
+def tiny_esc50(study_root):
+    return study_root / "data"
 
 
-@pytest.fixture(scope="module")
-def study(tiny_esc50, tmp_path_factory):
-    """Run `tf-scenes reproduce raw_waveform --profile tiny` into a temporary folder."""
-    from tf_scenes.experiments.cli import main
-
-    base = tmp_path_factory.mktemp("rw_study")
-    out = base / "out"
-    rc = main(["reproduce", "raw_waveform", "--profile", "tiny", "--out", str(out),
-               "--set", f"data.synthetic_dir={tiny_esc50}", "--set", f"data.cache_dir={base / 'cache'}"])
-    assert rc == 0
-    cfg = load_config(rw.Config, config_path("raw_waveform", "tiny"),
-                      [f"data.synthetic_dir={tiny_esc50}", f"data.cache_dir={base / 'cache'}"])
-    return out, cfg
+@pytest.fixture
+def study(tiny_study):
+    s = tiny_study("raw_waveform")
+    return s.out, s.cfg
 
 
 def _json(path):
     return json.loads(Path(path).read_text())
 
 
-def _study_data(cfg):
-    root, synthetic = rw.resolve_data_root(cfg)
+def _study_data(cfg, cache):
+    root = rw.resolve_data_root(cfg)
     records, order = rw.load_records(cfg, root)
     classes = rw.choose_classes(records, order, cfg.transfer)
     splits = rw.make_splits(records, classes, cfg)
-    windows = rw.clip_windows([r.path for r in records], cfg.data.cache_dir)
+    windows = rw.clip_windows([r.path for r in records], cache)
     return records, classes, splits, windows
 
 
@@ -99,30 +90,37 @@ def test_tables_have_every_row_and_the_given_paper_numbers(study):
         doc = _json(out / f"{key}.json")
         md = (out / f"{key}.md").read_text()
         assert doc["synthetic"] is True and doc["profile"] == "tiny"
-        assert "SYNTHETIC data" in md and "tiny" in md
-        assert len([line for line in md.splitlines() if line.startswith("| ")]) == len(doc["rows"]) + 1
-    assert "| coarse + fine, attention |" in (out / "table2.md").read_text()
-    assert "85.7 | 92.1 | 86.2 | 92.6" in (out / "table2.md").read_text()
-    assert "no paper numbers" in (out / "table7.md").read_text()
+        assert "SYNTHETIC DATA" in md and "tiny" in md
+        assert len([line for line in md.splitlines() if line.startswith("| ")]) == len(doc["rows"]) + 2
+    md2 = (out / "table2.md").read_text()
+    row = next(line for line in md2.splitlines() if line.startswith("| coarse + fine, attention |"))
+    assert all(f" {v} |" in row for v in ("85.7", "92.1", "86.2", "92.6"))
+    assert "no paper numbers" in (out / "table7.md").read_text().lower()
 
 
 def test_table_numbers_recompute_from_saved_clip_scores(study):
     """Table II cells equal Top-k recomputed from each run's saved clip scores and labels (split order)."""
     from tf_scenes.metrics.clustering import topk_accuracy
 
+    from tf_scenes.scores import read_scores
+
     out, _ = study
-    splits = _json(out / "splits.json")["splits"]
+    doc = _json(out / "splits.json")
+    test = doc["splits"]["main_test"]
+    labels = {"coarse": np.array([doc["coarse"].index(r["coarse"]) for r in test]),
+              "fine": np.array([doc["main_fine"].index(r["fine"]) for r in test])}
     rows = {r["key"]: r for r in _json(out / "table2.json")["rows"]}
     for key in rw.TABLE2:
-        s = np.load(out / "runs" / key / "test_scores.npz")
-        assert list(s["files"]) == [Path(r["file"]).name for r in splits["main_test"]]
         for level in ("coarse", "fine"):
-            if level not in s:
+            path = out / "runs" / key / f"scores_evaluate_{level}.tsv"
+            if not path.exists():
                 continue
+            table = read_scores(path)
+            assert list(table.clip_ids) == [Path(r["file"]).name for r in test]
             for k in (1, 3):
-                assert rows[key][f"{level}_top{k}"] == round(100 * topk_accuracy(s[f"{level}_labels"], s[level], k), 2)
-    fine_only = np.load(out / "runs" / "fine_attention" / "test_scores.npz")
-    np.testing.assert_allclose(fine_only["coarse"].sum(1), 1.0, atol=1e-5)  # fine probabilities summed per group
+                assert rows[key][f"{level}_top{k}"] == round(100 * topk_accuracy(labels[level], table.scores, k), 2)
+    fine_only = read_scores(out / "runs" / "fine_attention" / "scores_evaluate_coarse.tsv")
+    np.testing.assert_allclose(fine_only.scores.sum(1), 1.0, atol=1e-5)  # fine probabilities summed per group
 
 
 def test_run_folders_are_complete_and_reload(study):
@@ -143,8 +141,8 @@ def test_run_folders_are_complete_and_reload(study):
     assert _json(out / "runs" / "coarse_mean" / "model.json")["outputs"] == {
         "coarse": ["animals", "natural", "human", "interior", "exterior"]}
     # the card rebuilds the model: same test-window embeddings as saved by the study
-    _, _, splits, windows = _study_data(cfg)
-    x = rw.WindowView(windows, splits["main_test"].rows).array()
+    _, _, splits, windows = _study_data(cfg, out.parent / "cache")
+    x = WindowView(windows, splits["main_test"].rows).array()
     assert _json(out / "runs" / "both_gru" / "model.json")["builder"] == "raw_waveform_gru"
     model, card = load_run_model(out / "runs" / "both_mean")
     assert card["builder"] == "raw_waveform_mean"
@@ -208,8 +206,8 @@ def test_export_round_trip_matches_keras(study, tiny_esc50):
     served = tf.saved_model.load(str(export_dir)).signatures["serving_default"](waveform=tf.constant(wav))
     # Keras: the backbone on the cached training-pipeline windows, clip = mean over windows
     model, _ = load_run_model(out / "runs" / rw.HIERARCHICAL)
-    _, _, splits, windows = _study_data(cfg)
-    view = rw.WindowView(windows, splits["main_test"].rows[:2])
+    _, _, splits, windows = _study_data(cfg, out.parent / "cache")
+    view = WindowView(windows, splits["main_test"].rows[:2])
     keras_out = model.predict(view.array(), verbose=0)
     for key in ("coarse", "fine", "embedding"):
         expect = clip_decision(keras_out[key], view.clip_ids())[1]
@@ -218,7 +216,7 @@ def test_export_round_trip_matches_keras(study, tiny_esc50):
     # longer input: 4 windows inside the graph, same as the Keras clip model
     long = np.concatenate([wav[:1], wav[1:, :32000]], axis=1)  # (1, 112000): 7 s
     served_long = tf.saved_model.load(str(export_dir)).signatures["serving_default"](waveform=tf.constant(long))
-    keras_long = rw.clip_model(model)(long)
+    keras_long = clip_model(model)(long)
     np.testing.assert_allclose(served_long["fine"].numpy(), np.asarray(keras_long["fine"]), atol=2e-5)
 
 
@@ -317,7 +315,7 @@ def test_load_records_folder_per_class_with_class_map(tmp_path):
     assert order == ["a1", "a2", "b1"] and len(records) == 15
     assert {(r.fine, r.coarse) for r in records} == {("a1", "A"), ("a2", "A"), ("b1", "B")}
     assert sorted(r.fold for r in records if r.fine == "b1") == [1, 2, 3, 4, 5]  # seeded class-balanced folds
-    assert rw.resolve_data_root(cfg) == (root, False)
+    assert rw.resolve_data_root(cfg) == root
 
 
 def test_make_splits_by_fold_and_label_ids():
@@ -340,7 +338,7 @@ def test_make_splits_by_fold_and_label_ids():
 
 def test_window_view_indexes_clip_rows_lazily():
     arr = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5, 1)
-    v = rw.WindowView(arr, np.array([1, 0]))
+    v = WindowView(arr, np.array([1, 0]))
     assert v.shape == (6, 5) and len(v) == 6
     np.testing.assert_array_equal(v[0], arr[1, 0, :, 0])
     np.testing.assert_array_equal(v[4], arr[0, 1, :, 0])
@@ -411,12 +409,12 @@ def test_classifier_scores_map_columns_and_binary_decisions():
     x = np.array([[0.0], [0.1], [5.0], [5.1]])
     y = np.array([0, 0, 2, 2])  # class 1 never seen in training
     lr = LogisticRegression().fit(x, y)
-    s = rw._classifier_scores(lr, x, 3)
+    s = report._classifier_scores(lr, x, 3)
     assert s.shape == (4, 3) and np.all(s[:, 1] == -1e9)
     np.testing.assert_allclose(s[:, [0, 2]], lr.predict_proba(x))
     svc = SVC(kernel="poly", degree=3).fit(x, y)
     d = svc.decision_function(x)  # binary: (n,), positive = class 2
-    s = rw._classifier_scores(svc, x, 3)
+    s = report._classifier_scores(svc, x, 3)
     np.testing.assert_allclose(s[:, 2], d)
     np.testing.assert_allclose(s[:, 0], -d)
     assert list(s.argmax(1)) == [0, 0, 2, 2]
@@ -426,12 +424,12 @@ def test_filter_responses_peaks_and_sort_order():
     taps = np.arange(300) / SR
     freqs = [1000.0, 4000.0, 250.0]
     kernel = np.stack([np.cos(2 * np.pi * f * taps) * np.hanning(300) for f in freqs], axis=1)[:, None, :]
-    f, db, peak, order = report.filter_responses(kernel, SR, n_fft=1600)  # 10 Hz bins
+    f, db, peak, order = filter_responses(kernel, SR, n_fft=1600)  # 10 Hz bins
     assert list(order) == [2, 0, 1]
     np.testing.assert_allclose(peak, [250.0, 1000.0, 4000.0], atol=10.0)
     assert db.shape == (3, 801) and np.allclose(db.max(1), 0.0)
     with pytest.raises(ValueError, match="Conv1D kernel"):
-        report.filter_responses(np.zeros((3, 4)), SR)
+        filter_responses(np.zeros((3, 4)), SR)
 
 
 def test_cluster_row_hand_computed():
@@ -472,7 +470,7 @@ def test_copy_matching_weights_skips_heads_of_another_size():
     keras.utils.set_random_seed(1)
     b = build_raw_waveform(RawWaveformConfig(n_fine=4, heads="fine", **small))
     head_before = b.get_layer("fine_head").get_weights()[0].copy()
-    copied = rw.copy_matching_weights(a, b)
+    copied = copy_matching_weights(a, b)
     assert "fine_head" not in copied and "short_conv1" in copied and "attention_pool" in copied
     np.testing.assert_array_equal(b.get_layer("fine_head").get_weights()[0], head_before)
     np.testing.assert_array_equal(b.get_layer("fc1").get_weights()[0], a.get_layer("fc1").get_weights()[0])
@@ -498,25 +496,37 @@ def test_fit_resumes_hierarchical_trainer_exactly(tmp_path):
     """fit() on a HierarchicalTrainer: 1 epoch, then resume to 2 == 2 epochs straight (bitwise)."""
     from tf_scenes.training.trainer import set_determinism
 
+    from types import SimpleNamespace
+
+    from tf_scenes import registry
+    from tf_scenes.experiments.study import RunSpec, run_setup
+
     set_determinism(0)
     rng = np.random.default_rng(0)
     windows = rng.standard_normal((6, 3, 32000, 1)).astype(np.float32)
-    view = rw.WindowView(windows, np.arange(6))
-    labels = {"coarse": view.repeat([0, 1, 2, 0, 1, 2]), "fine": view.repeat([0, 1, 2, 3, 4, 5])}
     cfg = rw.Config(model=rw.ModelSettings(width=0.03, fc_units=(8, 4), attention_units=4),
                     train=rw.TrainConfig(batch_size=6, verbose=0, tensorboard=False))
     classes = rw.Classes(("g0", "g1", "g2"), tuple(f"f{i}" for i in range(6)), (), {})
+    recs = [HierRecord(Path(f"{i}.wav"), f"f{i}", f"g{i % 3}", 1) for i in range(6)]
+    train = rw.Split("main_train", recs, np.arange(6), np.array([0, 1, 2, 0, 1, 2]), np.arange(6))
+    val = rw.Split("main_val", [], np.arange(0), np.arange(0), np.arange(0))
+    data = SimpleNamespace(classes=classes, splits={"main_train": train, "main_val": val},
+                           views={"main_train": WindowView(windows, train.rows), "main_val": WindowView(windows, val.rows)})
     mcfg = rw.model_config(cfg, rw.RUNS["both_attention"], classes)
 
-    def weights(folder, epochs):  # same run name: same seed, same initial weights and batches
-        trainer, backbone, result = rw.train_run("run", mcfg, cfg, view, labels, None, tmp_path / folder,
-                                                 epochs=epochs, lr=1e-3)
-        return [w.copy() for w in trainer.get_weights()], result
+    def weights(folder, epochs):  # same seed: same initial weights and batches
+        item = rw.Item(rw.RUNS["both_attention"], "main_train", "main_val", "main_test", classes.fine, epochs, 1e-3)
+        spec = RunSpec("run", "raw_waveform", mcfg, {}, seed=7, train=cfg.train, item=item)
+        with run_setup(spec.seed, cfg.train) as strategy:
+            trained = rw.train(spec, data, tmp_path / folder, lambda: registry.build("raw_waveform", mcfg),
+                               SimpleNamespace(config=cfg), strategy=strategy)
+        state = json.loads((tmp_path / folder / "checkpoints" / "state.json").read_text())
+        return [w.copy() for w in trained.model.get_weights()], state
 
     straight, _ = weights("a", 2)
     _, first = weights("b", 1)
-    resumed, result = weights("b", 2)
-    assert result["resumed"] and result["initial_epoch"] == 1 and first["last_epoch"] == 0
+    resumed, state = weights("b", 2)
+    assert first["epoch"] == 0 and state["epoch"] == 1 and len(state["history"]) == 2
     assert len(straight) == len(resumed)
     for x, y in zip(straight, resumed):
         np.testing.assert_array_equal(x, y)

@@ -510,13 +510,14 @@ def test_decode_dataset_nan_file_surfaces_as_the_audio_error(tmp_path):
 
 def test_train_dataset_crop_longer_than_the_clip_fails_at_construction():
     from tf_scenes.pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.transforms import crop
 
     feats = np.zeros((8, 50, 16, 3), np.float32)
     labels = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
     with pytest.raises(ValueError, match="random_crop: the clip has 50 frames along axis 0, "
                                          "fewer than the crop length 64"):
-        make_train_dataset(feats, labels, batch_size=2, seed=0, epochs=1, crop=64)
-    x, _ = next(iter(make_train_dataset(feats, labels, batch_size=2, seed=0, epochs=1, crop=50)))
+        make_train_dataset(feats, labels, batch_size=2, seed=0, epochs=1, transforms=[crop(64)])
+    x, _ = next(iter(make_train_dataset(feats, labels, batch_size=2, seed=0, epochs=1, transforms=[crop(50)])))
     assert x.shape == (2, 50, 16, 3)
     with pytest.raises(ValueError, match=r"labels\[0\] has 3 rows but features has 8 examples"):
         make_train_dataset(feats, labels[:3], batch_size=2, seed=0, epochs=1)
@@ -722,21 +723,64 @@ def test_config_yaml_files(tmp_path):
 
 
 @pytest.mark.parametrize("study", ["two_stage", "dcasenet", "weak_sed", "raw_waveform"])
-def test_study_configs_reject_typos(study):
-    import importlib
+def test_study_configs_reject_typos_naming_the_override(study):
+    from tf_scenes.experiments.reproduce import config_path, get_study
 
-    from tf_scenes.experiments.reproduce import STUDIES, config_path
-
-    cls = importlib.import_module(STUDIES[study]).Config
+    cls = get_study(study).Config
     path = config_path(study, "tiny")
     cfg = config.load_config(cls, path)
     assert cfg.profile == "tiny"
     assert config.from_dict(cls, config.to_dict(cfg)) == cfg
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: unknown config key: 'sed' (did you mean 'seed'?)")):
+    with pytest.raises(ConfigError, match=re.escape("--set sed=1: unknown config key: 'sed' (did you mean 'seed'?)")):
         config.load_config(cls, path, ["sed=1"])
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: seed: expected an integer, got 'one'")):
+    with pytest.raises(ConfigError, match=re.escape("--set seed=one: seed: expected an integer, got 'one'")):
         config.load_config(cls, path, ["seed=one"])
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: unknown config key in train: 'batchsize'")):
+    with pytest.raises(ConfigError, match=re.escape("--set train.batchsize=3: unknown config key in train: 'batchsize'")):
         config.load_config(cls, path, ["train.batchsize=3"])
     with pytest.raises(ConfigError, match=re.escape("no profile 'tiniest' for")):
         config_path(study, "tiniest")
+    # every range is checked when the config is loaded, before any data work
+    batch = {"two_stage": "batch_size", "dcasenet": "asc_batch", "weak_sed": "batch_size", "raw_waveform": "batch_size"}
+    key = f"train.{batch[study]}"
+    with pytest.raises(ConfigError, match=re.escape(f"--set {key}=0: {key}: 0 is out of range: must be >= 1")):
+        config.load_config(cls, path, [f"{key}=0"])
+    with pytest.raises(ConfigError, match=re.escape("--set train.eval_batch_size=-2: train.eval_batch_size: -2 is out")):
+        config.load_config(cls, path, ["train.eval_batch_size=-2"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.val_fraction=2.0", "--set data.val_fraction=2.0: data.val_fraction: 2.0 is out of range: must be >= 0.0 and < 1.0"),
+    ("train.batch_size=0", "--set train.batch_size=0: train.batch_size: 0 is out of range: must be >= 1"),
+    ("models.resnet10.epochs=0", "--set models.resnet10.epochs=0: models.resnet10.epochs: 0 is out of range"),
+    ("models.resnet10.width=-1", "--set models.resnet10.width=-1: models.resnet10.width: -1.0 is out of range"),
+    ("offline.fraction=1.5", "--set offline.fraction=1.5: offline.fraction: 1.5 is out of range"),
+])
+def test_reproduce_rejects_a_bad_override_before_any_work(tmp_path, capsys, override, message):
+    """One line naming the override, exit 2, and nothing written: no data, no cache, no run folder."""
+    from tf_scenes.experiments.cli import main
+
+    out, data, cache = tmp_path / "out", tmp_path / "data", tmp_path / "cache"
+    code = main(["reproduce", "two_stage", "--profile", "tiny", "--out", str(out), "--cache-dir", str(cache),
+                 "--set", f"data.synthetic_dir={data}", "--set", override])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"tf-scenes reproduce: error: {message}")
+    assert not out.exists() and not data.exists() and not cache.exists()
+
+
+def test_a_second_study_into_the_same_folder_fails_at_once_naming_the_holder(tmp_path, capsys):
+    import os
+
+    from tf_scenes.experiments.cli import main
+    from tf_scenes.experiments.study import output_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with output_lock(out):  # a study holds the folder
+        code = main(["reproduce", "two_stage", "--profile", "tiny", "--out", str(out), "--cache-dir",
+                     str(tmp_path / "cache"), "--set", f"data.synthetic_dir={tmp_path / 'data'}"])
+        err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert f"{out}: another study is writing into this folder (pid {os.getpid()} on" in err[0]
+    assert not (tmp_path / "data").exists() and not (out / "runs").exists()
+    with output_lock(out):  # released when the holder is done
+        pass

@@ -103,7 +103,7 @@ def test_ensure_writable_dir_messages(tmp_path, a_file, monkeypatch):
 def test_reproduce_with_unwritable_or_full_out_fails_before_any_work(tmp_path, a_file, capsys, monkeypatch, study):
     data, cache = tmp_path / "data", tmp_path / "cache"
     args = ["reproduce", study, "--profile", "tiny", "--set", f"data.synthetic_dir={data}",
-            "--set", f"data.cache_dir={cache}"]
+            "--cache-dir", str(cache)]
     t0 = time.monotonic()
     code, out, err = _cli(capsys, *args, "--out", a_file / "out")
     assert code == 2 and out == ""
@@ -244,6 +244,7 @@ def test_partial_or_damaged_synthetic_folder_is_regenerated_identically(tmp_path
 def test_same_seed_same_features_and_batches(tmp_path):
     from tf_scenes.pipelines.cache import cached_features
     from tf_scenes.pipelines.train_data import make_train_dataset
+    from tf_scenes.pipelines.transforms import Mixup, crop, spec_augment
 
     clips = _clips(tmp_path / "audio", n=4)
     f1 = cached_features(clips, TINY_FEATURES, tmp_path / "c1", progress=False)
@@ -252,8 +253,9 @@ def test_same_seed_same_features_and_batches(tmp_path):
     labels = np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
 
     def batches(seed):
-        ds = make_train_dataset(np.asarray(f1), labels, batch_size=2, seed=seed, epochs=2, crop=40,
-                                spec_augment={"max_freq_width": 4, "max_time_width": 8}, mixup_alpha=0.4)
+        ds = make_train_dataset(np.asarray(f1), labels, batch_size=2, seed=seed, epochs=2,
+                                transforms=[spec_augment(max_freq_width=4, max_time_width=8), crop(40)],
+                                mixup=Mixup(0.4))
         return [(x.numpy().tobytes(), y.numpy().tobytes()) for x, y in ds]
 
     assert batches(3) == batches(3)
@@ -351,12 +353,12 @@ def test_reproduce_killed_mid_epoch_resumes_to_the_uninterrupted_metrics(tmp_pat
     epoch-0 checkpoint, then rerun with the same command: it resumes from that checkpoint and every
     metric, score and weight equals those of an uninterrupted run with the same seed (CPU)."""
     cfg = tmp_path / "one_model.yaml"
-    cfg.write_text(ONE_MODEL.format(base=REPO / "experiments" / "configs" / "two_stage_tiny.yaml", steps=40))
+    cfg.write_text(ONE_MODEL.format(base=REPO / "experiments" / "two_stage" / "configs" / "tiny.yaml", steps=40))
 
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "tf_scenes.experiments.cli", "reproduce", "two_stage", "--config", str(cfg),
                 "--out", str(out), "--set", f"data.synthetic_dir={tmp_path / 'data'}",
-                "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+                "--cache-dir", str(tmp_path / "cache")]
 
     def run(out: Path):
         res = subprocess.run(command(out), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
@@ -398,7 +400,7 @@ def test_reproduce_killed_mid_epoch_resumes_to_the_uninterrupted_metrics(tmp_pat
 
     for rel in ("metrics.json", "table1.json", "table2.json", "table3.json", "metrics_all.json",
                 "runs/resnet10/metrics.json", "runs/resnet3/metrics.json",
-                "runs/resnet10/scores_evaluate.csv", "runs/resnet3/scores_evaluate.csv"):
+                "runs/resnet10/scores_evaluate.tsv", "runs/resnet3/scores_evaluate.tsv"):
         assert (cut / rel).read_bytes() == (whole / rel).read_bytes(), rel
     for name in ("resnet10", "resnet3"):
         assert _history_without_times(cut / "runs" / name / "history.csv") == \

@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 from tf_scenes.pipelines.train_data import epoch_steps, make_eval_dataset, make_train_dataset
+from tf_scenes.pipelines.transforms import Mixup, crop, map_example, spec_augment
 from tf_scenes.training.schedules import CosineWarmRestarts, sgdr_lr
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,8 +60,8 @@ def build_model():
 def train_ds_factory(epochs):
     x, y = tiny_data()
     return lambda k: make_train_dataset(x, y, batch_size=BATCH, seed=3, epochs=epochs, initial_epoch=k,
-                                        crop=CROP, spec_augment={"max_time_width": 2, "max_freq_width": 2},
-                                        mixup_alpha=0.4)
+                                        transforms=[spec_augment(max_time_width=2, max_freq_width=2), crop(CROP)],
+                                        mixup=Mixup(0.4))
 
 
 def val_ds():
@@ -110,15 +111,15 @@ def ident_data(n=10, frames=6):
     return x, np.eye(n, dtype=np.float32)
 
 
-AUG = dict(crop=4, spec_augment={"max_time_width": 2, "max_freq_width": 1}, mixup_alpha=0.4)
+AUG = dict(transforms=[spec_augment(max_time_width=2, max_freq_width=1), crop(4)], mixup=Mixup(0.4))
 
 
 @pytest.mark.parametrize("kw", [
     {},
     AUG,
-    dict(AUG, drop_remainder=False, mixup_alpha=None),
-    dict(AUG, steps_per_epoch=3, mixup_pairing="halves", mixup_from_epoch=2),
-    dict(AUG, steps_per_epoch=4, mixup_per_example=False),
+    dict(AUG, drop_remainder=False, mixup=None),
+    dict(AUG, steps_per_epoch=3, mixup=Mixup(0.4, pairing="halves", from_epoch=2)),
+    dict(AUG, steps_per_epoch=4, mixup=Mixup(0.4, per_example=False)),
 ], ids=["plain", "augmented", "keep-remainder", "fixed-steps-halves", "fixed-steps"])
 def test_train_dataset_resume_equals_uninterrupted(kw):
     x, y = ident_data()
@@ -147,7 +148,7 @@ def test_train_dataset_shapes_and_epoch_permutations():
             assert set(np.unique(b[1])) <= {0.0, 1.0}
     assert orders[0] != orders[1] != orders[2]
     assert int(ds.cardinality()) == 12  # known length, checked by fit()
-    dropped = batches(make_train_dataset(x, y, batch_size=3, seed=1, epochs=3, crop=4))
+    dropped = batches(make_train_dataset(x, y, batch_size=3, seed=1, epochs=3, transforms=[crop(4)]))
     assert len(dropped) == 3 * epoch_steps(10, 3) == 9
     resumed = make_train_dataset(x, y, batch_size=3, seed=1, epochs=3, initial_epoch=1, steps_per_epoch=5)
     assert int(resumed.cardinality()) == 10
@@ -156,7 +157,7 @@ def test_train_dataset_shapes_and_epoch_permutations():
 
 def test_train_dataset_crop_is_a_slice_of_the_right_example():
     x, y = ident_data(10, frames=12)
-    for xb, yb in batches(make_train_dataset(x, y, batch_size=5, seed=2, epochs=2, crop=8)):
+    for xb, yb in batches(make_train_dataset(x, y, batch_size=5, seed=2, epochs=2, transforms=[crop(8)])):
         for xi, yi in zip(xb, yb):
             i = int(yi.argmax())
             off = int(round((xi[0, 0, 0] - i) * 100))
@@ -168,14 +169,12 @@ def test_train_dataset_mixup_only_when_asked():
     x, y = ident_data(12)
     plain = batches(make_train_dataset(x, y, batch_size=4, seed=0, epochs=4))
     assert all(set(np.unique(b[1])) <= {0.0, 1.0} for b in plain)
-    mixed = batches(make_train_dataset(x, y, batch_size=4, seed=0, epochs=4, mixup_alpha=0.4))
+    mixed = batches(make_train_dataset(x, y, batch_size=4, seed=0, epochs=4, mixup=Mixup(0.4)))
     assert all(not set(np.unique(b[1])) <= {0.0, 1.0} for b in mixed)
-    late = batches(make_train_dataset(x, y, batch_size=4, seed=0, epochs=4, mixup_alpha=0.4,
-                                      mixup_from_epoch=2))
+    late = batches(make_train_dataset(x, y, batch_size=4, seed=0, epochs=4, mixup=Mixup(0.4, from_epoch=2)))
     onehot = [set(np.unique(b[1])) <= {0.0, 1.0} for b in late]
     assert onehot == [True] * 6 + [False] * 6  # 3 batches per epoch, mixup from epoch 2
-    halves = batches(make_train_dataset(x, y, batch_size=3, seed=0, epochs=1, mixup_alpha=0.4,
-                                        mixup_pairing="halves"))
+    halves = batches(make_train_dataset(x, y, batch_size=3, seed=0, epochs=1, mixup=Mixup(0.4, pairing="halves")))
     assert len(halves) == epoch_steps(12, 3, mixup_pairing="halves") == 2
     assert halves[0][0].shape[0] == 3 and np.allclose(halves[0][1].sum(1), 1)
 
@@ -189,7 +188,7 @@ def test_train_dataset_fixed_steps_walks_through_seeded_passes():
         assert sorted(ids[10 * p:10 * p + 10]) == list(range(10))
 
 
-def test_train_dataset_memmap_nested_labels_and_extra_map(tmp_path):
+def test_train_dataset_memmap_nested_labels_and_a_study_map(tmp_path):
     x, y = ident_data(9)
     np.save(tmp_path / "x.npy", x)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
@@ -200,7 +199,7 @@ def test_train_dataset_memmap_nested_labels_and_extra_map(tmp_path):
         noise = tf.random.stateless_uniform(tf.shape(xe), seed=s)
         return xe + noise, dict(ye, index=ye["index"] * 10)
 
-    kw = dict(batch_size=3, seed=4, epochs=2, crop=4, extra_map=extra)
+    kw = dict(batch_size=3, seed=4, epochs=2, transforms=[map_example("noise", extra), crop(4)])
     from_mm = batches(make_train_dataset(mm, labels, **kw))
     from_ram = batches(make_train_dataset(x, labels, **kw))
     assert same_batches(from_mm, from_ram)
@@ -216,7 +215,7 @@ def test_train_dataset_errors():
     with pytest.raises(ValueError, match="0 batches"):
         make_train_dataset(x, y, batch_size=8, seed=0, epochs=1)
     with pytest.raises(ValueError, match="mixup_pairing"):
-        make_train_dataset(x, y, batch_size=2, seed=0, epochs=1, mixup_alpha=0.2, mixup_pairing="x")
+        Mixup(0.2, pairing="x")
 
 
 def test_eval_dataset_in_order_with_remainder():

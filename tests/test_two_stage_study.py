@@ -1,4 +1,6 @@
-"""The two-stage study end to end on the tiny profile (smoke test of `make reproduce-two-stage`)."""
+"""The two-stage study on its tiny profile: what is particular to it (the paper's rows, fusion by
+filename, the exported system, CAM figures). The contract every study keeps is tested in
+tests/test_families.py on the same tiny run."""
 
 import json
 from pathlib import Path
@@ -6,19 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tf_scenes.experiments import two_stage
-from tf_scenes.experiments.reproduce import config_path
-from tf_scenes.config import load_config
+from tf_scenes.experiments.two_stage import plan as two_stage
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    base = tmp_path_factory.mktemp("two_stage")
-    cfg = load_config(two_stage.Config, config_path("two_stage", "tiny"),
-                      [f"data.synthetic_dir={base / 'data'}", f"data.cache_dir={base / 'cache'}"])
-    out = base / "out"
-    tables = two_stage.run_study(cfg, out)
-    return cfg, out, tables
+@pytest.fixture
+def study(tiny_study):
+    s = tiny_study("two_stage")
+    return s.cfg, s.out, s.report
 
 
 def test_tables_have_every_row_with_paper_numbers(study):
@@ -29,7 +25,7 @@ def test_tables_have_every_row_with_paper_numbers(study):
                        "2stage_fsfcnn10", "2stage_ensemble10"]
     assert [r["paper"] for r in t2["rows"]] == [74.6, 76.9, 76.2, 79.4, 77.7, 80.1, 79.0, 81.9]
     assert "row by row" in t2["rows"][-1]["note"]
-    assert t2["synthetic"] is True and "SYNTHETIC" in t2["data"]
+    assert t2["synthetic"] is True and "SYNTHETIC" in t2["data"] and t2["banner"].startswith("SYNTHETIC DATA")
     for r in t2["rows"]:
         assert set(r) >= {"A", "B&C", "s1-s3", "s4-s6", "average"}
         assert all(0 <= r[g] <= 100 for g in ("A", "B&C", "s1-s3", "s4-s6", "average"))
@@ -47,11 +43,11 @@ def test_tables_agree_with_saved_scores(study):
 
     cfg, out, _ = study
     t2 = {r["key"]: r for r in json.loads((out / "table2.json").read_text())["rows"]}
-    lines = (out / "runs" / "fcnn10" / "scores_evaluate.csv").read_text().splitlines()
+    lines = (out / "runs" / "fcnn10" / "scores_evaluate.tsv").read_text().splitlines()
     header, rows = lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
     assert header[1:] == list(tau2020.SCENES)
     pred = {r[0]: header[1 + int(np.argmax([float(v) for v in r[1:]]))] for r in rows}
-    recs = tau2020.load(cfg.data.synthetic_dir + "/TAU-urban-acoustic-scenes-2020-mobile-development", "evaluate")
+    recs = tau2020.load(Path(cfg.data.synthetic_dir) / "TAU-urban-acoustic-scenes-2020-mobile-development", "evaluate")
     per_dev = {}
     for rec in recs:
         per_dev.setdefault(rec.device, []).append(pred[rec.filename] == rec.scene)
@@ -59,26 +55,12 @@ def test_tables_agree_with_saved_scores(study):
     assert np.isclose(t2["fcnn10"]["acc"], round(100 * np.mean([p for v in per_dev.values() for p in v]), 2))
 
 
-def test_run_folders_describe_themselves(study):
+def test_cam_figures_and_per_device_bars(study):
     cfg, out, _ = study
-    for name in cfg.models:
-        d = out / "runs" / name
-        for f in ("config.yaml", "run.json", "versions.json", "history.csv", "metrics.json", "model.json",
-                  "scores_evaluate.csv"):
-            assert (d / f).exists(), f"{name}: {f} missing"
-        assert json.loads((d / "run.json").read_text())["status"] == "finished"
-        assert "acc/group_s4-s6" in json.loads((d / "metrics.json").read_text())
     figs = sorted(p.name for p in (out / "figures").iterdir())
     assert "per_device_accuracy.png" in figs and "confusion_ensemble10.png" in figs
     assert sum(f.startswith("cam_") for f in figs) == cfg.cam_clips
-
-
-def test_rerun_reuses_finished_runs(study, caplog):
-    cfg, out, tables = study
-    caplog.set_level("INFO")
-    again = two_stage.run_study(cfg, out)
-    assert "finished earlier, reusing" in caplog.text and "training resnet" not in caplog.text
-    assert again["summary"] == tables["summary"]
+    assert "acc/group_s4-s6" in json.loads((out / "runs" / "resnet10" / "metrics.json").read_text())
 
 
 def test_a_run_retrained_alone_repeats_its_study_result(study):
@@ -88,6 +70,9 @@ def test_a_run_retrained_alone_repeats_its_study_result(study):
     import csv
     import shutil
 
+    from tf_scenes.experiments.reproduce import get_study
+    from tf_scenes.experiments.study import run_study
+
     cfg, out, _ = study
     name = list(cfg.models)[-1]
     run_dir = out / "runs" / name
@@ -96,19 +81,20 @@ def test_a_run_retrained_alone_repeats_its_study_result(study):
         with open(run_dir / "history.csv") as f:
             return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(f)]
 
-    before, scores_before = history(), (run_dir / "scores_evaluate.csv").read_text()
+    before, scores_before = history(), (run_dir / "scores_evaluate.tsv").read_text()
     shutil.rmtree(run_dir)
-    two_stage.run_study(cfg, out)
+    run_study(get_study("two_stage"), cfg, out, cache_dir=out.parent / "cache")
     assert len(before) == cfg.models[name].epochs
     assert history() == before
-    assert (run_dir / "scores_evaluate.csv").read_text() == scores_before
+    assert (run_dir / "scores_evaluate.tsv").read_text() == scores_before
 
 
 def test_exported_system_matches_keras(study):
     import tensorflow as tf
 
-    from tf_scenes.export import read_export_metadata, two_stage_system
+    from tf_scenes.export import read_export_metadata
     from tf_scenes.model_io import load_run_model
+    from tf_scenes.two_stage.system import two_stage_system
 
     cfg, out, _ = study
     export = out / "export" / "two_stage_system"
@@ -152,7 +138,7 @@ def test_location_split_holds_out_whole_locations():
 def _eval_wav(cfg, device="s4"):
     from tf_scenes.datasets import tau2020
 
-    recs = tau2020.load(cfg.data.synthetic_dir + "/TAU-urban-acoustic-scenes-2020-mobile-development", "evaluate")
+    recs = tau2020.load(Path(cfg.data.synthetic_dir) / "TAU-urban-acoustic-scenes-2020-mobile-development", "evaluate")
     return next(r for r in recs if r.device == device)
 
 

@@ -1,27 +1,27 @@
-"""Weak-SED study (experiments/weak_sed.py): the whole study on the tiny profile, the fold
-protocol, standardisation with training statistics only, the loss, the plateau schedule across a
-resume, and the exported SavedModel."""
+"""Weak-SED study (experiments/weak_sed): what is particular to it on the tiny profile (the paper's
+rows, the fold protocol, standardisation with training statistics only, Figure 2, the export
+with attention), the loss and the plateau schedule across a resume. The contract every study
+keeps is tested in tests/test_families.py on the same tiny run."""
 
-import argparse
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tf_scenes.experiments import weak_sed as ws
 from tf_scenes.config import load_config
 from tf_scenes.errors import ConfigError
+from tf_scenes.experiments.weak_sed import plan as ws
+from tf_scenes.pipelines.train_data import RowView
 from tf_scenes.weak_sed import paper
-from tf_scenes.weak_sed.training import (PlateauState, ResumablePlateau, RowView, plateau_replay, plateau_step,
-                                         standardize, standardize_array)
+from tf_scenes.weak_sed.training import (PlateauState, ResumablePlateau, plateau_replay, plateau_step, standardize,
+                                         standardize_array)
 
 CONFIGS = Path(ws.__file__).resolve().parent / "configs"
 SNRS = (20.0, 10.0, 0.0)
 TABLE1 = ("gap", "gmp", "gwrp", "dilated_attention", "2apae")
-# weak_sed.md, "Metrics and paper numbers"
+# Deshmukh et al. 2021, Tables 1 and 2
 PAPER_T1 = {20.0: (0.7829, 0.7645, 0.9390), 10.0: (0.7603, 0.7486, 0.9343), 0.0: (0.6986, 0.6892, 0.9177)}
 PAPER_T2 = {0.0: (0.7772, 0.7430, 0.6937), 0.001: (0.7829, 0.7603, 0.6986), 0.1: (0.7637, 0.7428, 0.6792)}
 
@@ -30,29 +30,15 @@ PAPER_T2 = {0.0: (0.7772, 0.7430, 0.6937), 0.001: (0.7829, 0.7603, 0.6986), 0.1:
 # the whole study on the tiny profile
 
 
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    from tf_scenes.synth import generate
-
-    root = tmp_path_factory.mktemp("weak_sed_data")
-    generate("remix", root, size="tiny", seed=0, progress=False)
-    return root
+@pytest.fixture
+def tiny_data(study_root):
+    return study_root / "data"
 
 
-@pytest.fixture(scope="module")
-def study(tiny_data, tmp_path_factory):
-    """`tf-scenes reproduce weak_sed --profile tiny` into a temporary folder."""
-    from tf_scenes.experiments import reproduce
-
-    base = tmp_path_factory.mktemp("weak_sed_study")
-    parser = argparse.ArgumentParser()
-    reproduce.add_arguments(parser)
-    args = parser.parse_args(["weak_sed", "--profile", "tiny", "--out", str(base / "results"),
-                              "--set", f"data.synthetic_dir={tiny_data}", "--set", f"data.cache_dir={base / 'cache'}"])
-    assert reproduce.run(args) == 0
-    cfg = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml",
-                      [f"data.synthetic_dir={tiny_data}", f"data.cache_dir={base / 'cache'}"])
-    return base / "results", cfg
+@pytest.fixture
+def study(tiny_study):
+    s = tiny_study("weak_sed")
+    return s.out, s.cfg
 
 
 def test_tables_have_every_row_and_the_papers_numbers(study):
@@ -66,8 +52,8 @@ def test_tables_have_every_row_and_the_papers_numbers(study):
         assert set(r["folds"]) == {"4"}
         if r["key"] == "2apae":
             assert r["paper"] == dict(zip(("micro_ap", "macro_ap", "auc"), PAPER_T1[r["snr"]]))
-        else:  # the spec has no baseline numbers: empty, and said so
-            assert r["paper"] is None and "no paper numbers" in r["note"]
+        else:  # no paper numbers for the baselines: empty, and said so
+            assert r["paper"] is None and "no numbers" in r["note"]
     t2 = json.loads((out / "table2.json").read_text())
     assert [r["alpha"] for r in t2["rows"]] == [0.0, 0.001, 0.1]
     for r in t2["rows"]:
@@ -75,10 +61,10 @@ def test_tables_have_every_row_and_the_papers_numbers(study):
         assert set(r["ours"]) == {"20", "10", "0"} and all(0 <= v <= 1 for v in r["ours"].values())
     # Table 2's alpha 0.001 row is Table 1's 2APAE run.
     apae = {r["snr"]: r["ours"]["micro_ap"] for r in t1["rows"] if r["key"] == "2apae"}
-    assert t2["rows"][1]["ours"] == {tables.snr_key(s): v for s, v in apae.items()}
+    assert t2["rows"][1]["ours"] == {paper.snr_key(s): v for s, v in apae.items()}
     md1, md2 = (out / "table1.md").read_text(), (out / "table2.md").read_text()
     for md in (md1, md2):
-        assert "SYNTHETIC data" in md and "profile: tiny" in md
+        assert "SYNTHETIC DATA" in md and "Profile: tiny" in md
     assert "| 2APAE (alpha 0.001) | 20 |" in md1 and "0.7829" in md1 and "0.9177" in md1
     assert md1.count("| GWRP") == 3 and "0.6792" in md2
 
@@ -118,7 +104,7 @@ def test_fold_protocol_in_the_study(study, tiny_data):
     info = json.loads((out / "study.json").read_text())
     assert info["splits"] == {"4": {"fit": 11, "validation": 1, "evaluation": 4}}
     with open(out / "runs" / "gap" / "snr0" / "fold4" / "scores_evaluate.tsv") as f:
-        names = [row["name"] for row in csv.DictReader(f, delimiter="\t")]
+        names = [row["filename"] for row in csv.DictReader(f, delimiter="\t")]
     assert sorted(names) == sorted(n for n, r in records.items() if r.fold == 4)
     # Training used the other folds only: the number of training + validation mixtures is theirs.
     assert sum(r.fold != 4 for r in records.values()) == 11 + 1
@@ -127,8 +113,8 @@ def test_fold_protocol_in_the_study(study, tiny_data):
 def test_standardisation_statistics_are_the_training_mixtures(study, tiny_data):
     """Hand check: the card's mean / std are numpy's over the fit mixtures' features only."""
     out, cfg = study
-    folders, _, _ = ws.resolve_remix(cfg)
-    data = ws.load_snr(0.0, folders[0.0], Path(cfg.data.cache_dir))  # feature cache hit
+    folders, _ = ws.resolve_remix(cfg, out.parent / "cache")
+    data = ws.load_snr(0.0, folders[0.0], out.parent / "cache")  # feature cache hit
     split = ws.fold_split(np.array([r.fold for r in data.records]), 4, cfg.data.val_fraction, cfg.seed)
     card = json.loads((out / "runs" / "2apae" / "snr0" / "fold4" / "model.json").read_text())
     feats = np.asarray(data.features, np.float64)  # (16, 311, 64, 1)
@@ -173,11 +159,13 @@ def test_export_round_trip(study, tiny_data):
     run_dir = out / "runs" / "2apae" / "snr20" / "fold4"
     with open(run_dir / "scores_evaluate.tsv") as f:
         row = next(csv.DictReader(f, delimiter="\t"))
-    wav, sr = read_audio(Path(tiny_data) / "weak_sed_remix" / "snr20" / "audio" / f"{row['name']}.wav")
+    wav, sr = read_audio(Path(tiny_data) / "weak_sed_remix" / "snr20" / "audio" / f"{row['filename']}.wav")
     assert sr == 32000
     x = np.stack([wav, 0.5 * wav]).astype(np.float32)
     served = tf.saved_model.load(str(export)).signatures["serving_default"](waveform=tf.constant(x))
-    keras_model, _ = ws.export_waveform_model(run_dir)
+    from tf_scenes.weak_sed.serving import export_waveform_model
+
+    keras_model, _ = export_waveform_model(run_dir)
     ref = keras_model(x, training=False)
     assert served["clip"].shape == (2, 41) and served["time_attention"].shape == (2, 41, 311)
     for k in ("clip", "time_attention"):
@@ -193,20 +181,15 @@ def test_export_round_trip(study, tiny_data):
     assert any("freq attention" in t for t in titles) and any("time attention" in t for t in titles)
 
 
-@pytest.mark.slow
-def test_rerun_reuses_finished_runs(study, tiny_data):
+def test_a_changed_config_is_refused_in_the_same_folder(study):
+    from tf_scenes.experiments.reproduce import get_study, load_study_config
+    from tf_scenes.experiments.study import run_study
+
     out, cfg = study
-    run_dir = out / "runs" / "gmp" / "snr10" / "fold4"
-    before = json.loads((run_dir / "run.json").read_text())
-    t1 = json.loads((out / "table1.json").read_text())
-    cfg2 = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml",
-                       [f"data.synthetic_dir={tiny_data}", f"data.cache_dir={cfg.data.cache_dir}",
-                        "figures=false", "export=false"])
+    cfg2 = load_study_config("weak_sed", "tiny", overrides=[f"data.synthetic_dir={cfg.data.synthetic_dir}",
+                                                             "figures=false", "export=false"])
     with pytest.raises(ConfigError, match="another config"):  # the study folder remembers its config
-        ws.run_study(cfg2, out)
-    ws.run_study(cfg, out)
-    assert json.loads((run_dir / "run.json").read_text())["attempts"] == before["attempts"]  # not retrained
-    assert json.loads((out / "table1.json").read_text())["rows"] == t1["rows"]
+        run_study(get_study("weak_sed"), cfg2, out, cache_dir=out.parent / "cache")
 
 
 def test_real_data_path_builds_the_remix_into_a_cache_folder(tiny_data, tmp_path):
@@ -215,19 +198,19 @@ def test_real_data_path_builds_the_remix_into_a_cache_folder(tiny_data, tmp_path
     from tf_scenes.synth import DATASET_DIRS
 
     over = [f"data.events_root={tiny_data / DATASET_DIRS['events']}",
-            f"data.scenes_root={tiny_data / DATASET_DIRS['asc']}", f"data.cache_dir={tmp_path}",
-            "data.mixtures_per_fold=1"]
-    cfg = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", over)
-    folders, synthetic, label = ws.resolve_remix(cfg)
-    assert synthetic and label.startswith("SYNTHETIC")
+            f"data.scenes_root={tiny_data / DATASET_DIRS['asc']}", "data.mixtures_per_fold=1"]
+    cfg = load_config(ws.Config, CONFIGS / "tiny.yaml", over)
+    folders, label = ws.resolve_remix(cfg, tmp_path)
+    assert label.synthetic and label.text.startswith("SYNTHETIC")
     assert set(folders) == set(SNRS)
     assert all(p.parent.parent == tmp_path / "weak_sed_remix" for p in folders.values())
     assert all(len(list((p / "audio").glob("*.wav"))) == 4 for p in folders.values())  # 1 per fold x 4 folds
-    again = ws.resolve_remix(cfg)[0]  # reused, not rebuilt
+    again = ws.resolve_remix(cfg, tmp_path)[0]  # reused, not rebuilt
     assert again == folders
-    # --data: a remix built earlier
-    cfg2 = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", [f"data.root={next(iter(folders.values())).parent}"])
-    assert ws.resolve_remix(cfg2)[:2] == (folders, True)
+    # --data: a remix built earlier, still labelled by its (synthetic) sources
+    cfg2 = load_config(ws.Config, CONFIGS / "tiny.yaml", [f"data.root={next(iter(folders.values())).parent}"])
+    folders2, label2 = ws.resolve_remix(cfg2, tmp_path)
+    assert folders2 == folders and label2.synthetic
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,9 +259,13 @@ def test_loss_is_bce_plus_alpha_mse_on_a_fixed_batch():
     mean, std = raw.mean(axis=(0, 1)), raw.std(axis=(0, 1))
     small = dict(width=0.125, frames=24, n_mels=12, n_classes=5)
     for alpha in (0.1, 0.0):
+        import keras
+
+        from tf_scenes.weak_sed.model import weak_sed_loss
+
         run = ws.ModelRun(model="2apae", alpha=alpha)
         model = build_weak_sed(WeakSedConfig(model="2apae", alpha=alpha, **small))
-        ws.compile_model(model, run, ws.TrainConfig())
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), **weak_sed_loss(alpha, ws.uses_reconstruction(run)))
         xz, targets = inputs_and_targets(mean, std, ws.uses_reconstruction(run))(tf.constant(raw), tf.constant(y))
         ev = model.evaluate(xz, targets, verbose=0, return_dict=True)
         out = model(xz, training=False)
@@ -346,9 +333,9 @@ def test_plateau_schedule_survives_resume(tmp_path):
 
 
 def test_profiles_load_and_config_is_checked():
-    paper = load_config(ws.Config, CONFIGS / "weak_sed_paper.yaml")
-    quick = load_config(ws.Config, CONFIGS / "weak_sed_quick.yaml")
-    tiny = load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml")
+    paper = load_config(ws.Config, CONFIGS / "paper.yaml")
+    quick = load_config(ws.Config, CONFIGS / "quick.yaml")
+    tiny = load_config(ws.Config, CONFIGS / "tiny.yaml")
     assert paper.eval_folds == (1, 2, 3, 4) and paper.data.mixtures_per_fold == 2000
     assert all(m.width == 1.0 and m.epochs == 50 for m in paper.models.values())
     assert (paper.train.batch_size, paper.train.lr, paper.train.plateau_patience) == (24, 1e-3, 3)
@@ -357,24 +344,20 @@ def test_profiles_load_and_config_is_checked():
     for cfg in (paper, quick, tiny):
         assert cfg.data.snrs == SNRS and cfg.table1 == TABLE1
     with pytest.raises(ConfigError, match="not defined"):
-        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["table1=[gap,nope]"])
+        load_config(ws.Config, CONFIGS / "tiny.yaml", ["table1=[gap,nope]"])
     with pytest.raises(ConfigError, match="eval_folds"):
-        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["eval_folds=[5]"])
+        load_config(ws.Config, CONFIGS / "tiny.yaml", ["eval_folds=[5]"])
     with pytest.raises(ConfigError, match="table2"):
-        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["table2=[gap]"])
+        load_config(ws.Config, CONFIGS / "tiny.yaml", ["table2=[gap]"])
     with pytest.raises(ConfigError, match="both"):
-        load_config(ws.Config, CONFIGS / "weak_sed_tiny.yaml", ["data.events_root=/x"])
+        load_config(ws.Config, CONFIGS / "tiny.yaml", ["data.events_root=/x"])
 
 
-def test_paper_numbers_and_markdown():
-    assert tables.paper_table1("2apae", 10) == {"micro_ap": 0.7603, "macro_ap": 0.7486, "auc": 0.9343}
-    assert tables.paper_table1("2apae", 10, alpha=0.1) is None
-    assert tables.paper_table1("gwrp", 20) is None
-    assert tables.paper_table2(0.1, 0) == 0.6792 and tables.paper_table2(0.5, 0) is None
-    doc = tables.table_doc("T", [{"key": "gap", "model": "GAP", "snr": 0.0, "ours": {"micro_ap": 0.5, "auc": math.nan},
-                                  "paper": None, "note": "n"}], data_source="d", profile="p", synthetic=True, snrs=[0])
-    md = tables.table1_markdown(doc)
-    assert "| GAP | 0 | 0.5000 | – | – | – | – | – | n |" in md and "SYNTHETIC data" in md
+def test_paper_numbers():
+    assert paper.paper_table1("2apae", 10) == {"micro_ap": 0.7603, "macro_ap": 0.7486, "auc": 0.9343}
+    assert paper.paper_table1("2apae", 10, alpha=0.1) is None
+    assert paper.paper_table1("gwrp", 20) is None
+    assert paper.paper_table2(0.1, 0) == 0.6792 and paper.paper_table2(0.5, 0) is None
 
 
 def test_export_tflite_predict_and_saliency_commands_on_runs(study, tiny_data, tmp_path, capsys):

@@ -76,6 +76,7 @@ class Family:
     name: the family's name (its folders are named so).
     title: the paper, for listings and help texts.
     builders: the registry names of its builders (tf_scenes.registry).
+    default_config: ``(builder) -> config``: the paper's model of a builder (its variant, as data).
     card: ``(builder, config, context) -> CardFacts``; ``context`` holds what only the study knows
         (class names of data-dependent outputs, trained tasks), as the family documents.
     export: ``(run_dir) -> ExportSpec`` for one trained run; None: the feature front-end and the
@@ -94,6 +95,7 @@ class Family:
     name: str
     title: str
     builders: tuple[str, ...]
+    default_config: Callable[[str], Any]
     card: Callable[..., CardFacts]
     export: Callable[[Path], ExportSpec] | None = None
     group_export: Callable[[Path], ExportSpec | None] | None = None

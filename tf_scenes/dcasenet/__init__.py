@@ -21,6 +21,12 @@ SALIENCY_LAYER = "block3_conv2"  # Grad-CAM at the trunk's third block (the same
 OUTPUT_OF_TASK = {"asc": "scene", "tag": "tags", "sed": "frames"}
 
 
+def default_config(builder: str):
+    from .model import VARIANTS
+
+    return VARIANTS[builder[len("dcasenet_"):]]
+
+
 def card(builder: str, config, context=None) -> CardFacts:
     """Card facts: scene, tag and frame (SED) outputs. ``context``: {"tasks": [trained tasks],
     "init_from": run folder or None}; saliency explains the first trained task's head."""
@@ -46,4 +52,4 @@ def export(run_dir) -> ExportSpec:
 
 
 FAMILY = Family(name="dcasenet", title="DcaseNet v1/v2/v3: joint ASC, tagging and SED (Jung et al., ICASSP 2021)",
-                builders=BUILDERS, card=card, export=export)
+                builders=BUILDERS, default_config=default_config, card=card, export=export)

@@ -23,6 +23,12 @@ def builder_name(pooling: str) -> str:
     return "raw_waveform" if pooling == "attention" else f"raw_waveform_{pooling}"
 
 
+def default_config(builder: str):
+    from .model import VARIANTS
+
+    return VARIANTS[builder[len("raw_waveform_"):] if builder != "raw_waveform" else "attention"]
+
+
 def card(builder: str, config, context=None) -> CardFacts:
     """Card facts: the model takes 2 s windows of waveform; ``context["classes"]``: {"coarse": [...],
     "fine": [...]} class names of the heads the model has (they come from the data)."""
@@ -61,5 +67,6 @@ def saliency_extra(run_dir, model, out_path) -> dict:
 
 FAMILY = Family(name="raw_waveform",
                 title="Raw-waveform 1D-CNN, hierarchy-aware embeddings (Abrol & Sharma, TASLP 2020)",
-                builders=BUILDERS, card=card, export=export, saliency_extra=saliency_extra,
+                builders=BUILDERS, default_config=default_config, card=card, export=export,
+                saliency_extra=saliency_extra,
                 commands={"embed": ("tf_scenes.raw_waveform.embed", "write raw-waveform model embeddings of audio files")})

@@ -23,6 +23,13 @@ _SALIENCY = {"two_stage_resnet": {"method": "cam", "layer": "class_conv"},
              "two_stage_fsfcnn": {"method": "gradcam", "layer": "block3_conv4"}}
 
 
+def default_config(builder: str):
+    """The paper's 10-class model of an architecture."""
+    from .model import TwoStageModelConfig
+
+    return TwoStageModelConfig(arch=builder[len("two_stage_"):])
+
+
 def card(builder: str, config, context=None) -> CardFacts:
     """Card facts: one output "probs" over the 10 scenes or the 3 broad classes."""
     from ..datasets.tau2020 import BROAD_CLASSES, SCENES
@@ -54,6 +61,7 @@ FAMILY = Family(
     name="two_stage",
     title="Two-stage device-robust ASC (Hu et al., ICASSP 2021)",
     builders=tuple(_SALIENCY),
+    default_config=default_config,
     card=card,
     group_export=_system_export,
     saliency_runs=_saliency_runs,

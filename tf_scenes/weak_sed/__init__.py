@@ -29,6 +29,12 @@ _SALIENCY = {"2apae": {"method": "gradcam", "layer": "enc4_conv2", "output": "cl
 _POOLING_SALIENCY = {"method": "cam", "layer": "class_conv", "output": "clip"}
 
 
+def default_config(builder: str):
+    from .model import WeakSedConfig
+
+    return WeakSedConfig(model=builder[len("weak_sed_"):])
+
+
 def card(builder: str, config, context=None) -> CardFacts:
     """Card facts of a weak-SED model: per-class outputs over the FSDKaggle2018 classes; the model
     takes standardised (frames, mels) features (the card's normalization holds the statistics)."""
@@ -51,6 +57,6 @@ def export(run_dir) -> ExportSpec:
 
 FAMILY = Family(name="weak_sed",
                 title="Weakly supervised SED, 2-step attention pooling + reconstruction (Deshmukh et al., Interspeech 2021)",
-                builders=BUILDERS, card=card, export=export,
+                builders=BUILDERS, default_config=default_config, card=card, export=export,
                 commands={"remix": ("tf_scenes.weak_sed.remix_cli",
                                     "mix event clips into scene clips at given SNRs (weak-SED data)")})
