@@ -198,10 +198,9 @@ def run_spec(rc: RunConfig, in_plan: bool = True) -> study.RunSpec:
 
     init = rc.init_from if in_plan else None
     context = {"tasks": list(rc.tasks), "init_from": rc.init_from}
-    # Every run starts from the study seed (as the authors' code): single-task, joint and
-    # fine-tuning runs of a version share their initial weights.
     return study.RunSpec(name=rc.name, builder=f"dcasenet_{rc.version}", model_config=from_dict(DcaseNetConfig, rc.model),
-                         config=to_dict(rc), seed=rc.seed, train=rc.train, context=context, init_from=init, item=rc)
+                         config=to_dict(rc), seed=study.run_seed(rc.seed, rc.name), train=rc.train, context=context,
+                         init_from=init, item=rc)
 
 
 def plan(cfg: Config, data) -> list:

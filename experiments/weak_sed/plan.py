@@ -337,11 +337,9 @@ def plan(cfg: Config, data: Data) -> list:
                           "val_fraction": cfg.data.val_fraction, "fit_mixtures": len(sp.fit),
                           "val_mixtures": len(sp.val)}
                 # One seed per model and held-out fold, the same at every SNR.
-                digest = hashlib.sha1(f"{name}|{k}".encode()).hexdigest()
-                legacy = (cfg.seed * 1_000_003 + int(digest[:8], 16)) % (2 ** 31 - 1)
                 out.append(study.RunSpec(name=run_dir_name(name, s, k), builder=f"weak_sed_{run.model}",
                                          model_config=model_config(run), config=config,
-                                         seed=legacy, train=cfg.train,
+                                         seed=study.run_seed(cfg.seed, f"{name}|fold{k}"), train=cfg.train,
                                          item=Item(name, run, float(s), int(k))))
     return out
 
