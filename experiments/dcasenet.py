@@ -452,11 +452,11 @@ def _finished(run_dir: Path, spec: RunConfig) -> bool:
 
 def train_run(spec: RunConfig, data: dict, run_dir: Path) -> dict:
     """Train (or resume, or reuse) one run; returns its evaluation metrics (also metrics.json)."""
-    import json
+    from tf_scenes.io_utils import read_json
 
     if _finished(run_dir, spec):
         log.info("%s: finished earlier, reusing %s", spec.name, run_dir)
-        return json.loads((run_dir / "metrics.json").read_text())
+        return read_json(run_dir / "metrics.json")  # NaN metrics come back as NaN
 
     import keras
 
@@ -663,9 +663,7 @@ def finetune_config(run_dir: Path, task: str, overrides=()) -> RunConfig:
 
 
 def run(args) -> int:
-    import json
-
-    from tf_scenes.io_utils import ensure_writable_dir
+    from tf_scenes.io_utils import dumps_json, ensure_writable_dir
 
     spec = finetune_config(args.run_dir, args.task, args.overrides)
     out = Path(args.out) if args.out else args.run_dir.parent / spec.name
@@ -673,5 +671,5 @@ def run(args) -> int:
     check_data_dirs(spec.data)
     data = {t: load_task(t, spec.data, spec.seed) for t in spec.tasks}
     metrics = train_run(spec, data, out)
-    print(json.dumps({"run_dir": str(out), **{k: v for k, v in metrics.items() if "/" not in k}}, indent=2))
+    print(dumps_json({"run_dir": str(out), **{k: v for k, v in metrics.items() if "/" not in k}}, indent=2))
     return 0

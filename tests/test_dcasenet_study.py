@@ -18,6 +18,8 @@ from tf_scenes.dcasenet.joint import JointTrainer, check_tasks, task_loss
 from tf_scenes.errors import ConfigError
 from tf_scenes.models.dcasenet import VARIANTS, sed_loss
 
+from strict_json import assert_strict_json_files
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "experiments" / "configs"
 
@@ -523,3 +525,8 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(tiny_study, tmp_pa
     # the export folder points back at its run: saliency accepts it too
     assert main(["saliency", str(exp), str(clip), "--output", "tags", "--out", str(tmp_path / "e.png")]) == 0
     assert main(["saliency", str(run), str(clip), "--output", "nope", "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_every_json_file_written_is_strict(tiny_study):
+    for d in ("out", "cache", "data"):
+        assert_strict_json_files(tiny_study[d])  # no NaN / Infinity

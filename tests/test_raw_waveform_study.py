@@ -18,6 +18,8 @@ from tf_scenes.config import load_config  # noqa: E402
 from tf_scenes.datasets.esc50 import HierRecord  # noqa: E402
 from tf_scenes.errors import ConfigError  # noqa: E402
 
+from strict_json import assert_strict_json_files  # noqa: E402
+
 ALL_RUNS = [*rw.RUNS, *rw.TRANSFER_RUNS]
 SR = 16000
 
@@ -575,3 +577,7 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(study, tiny_esc50,
     arrays = np.load(tmp_path / "sal_filters.npz")
     assert {"short_conv1_db", "long_conv1_db", "freqs_hz"} <= set(arrays.files)
     assert np.all(np.diff(arrays["short_conv1_peak_hz"]) >= 0)  # sorted by peak frequency
+
+
+def test_every_json_file_written_is_strict(study):
+    assert_strict_json_files(study[0].parent)  # outputs and caches: no NaN / Infinity

@@ -10,6 +10,8 @@ from experiments import two_stage
 from experiments.reproduce import config_path
 from tf_scenes.config import load_config
 
+from strict_json import assert_strict_json_files
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
@@ -210,3 +212,7 @@ def test_saliency_and_predict_reject_bad_input(study, tmp_path, capsys):
     assert "not a model run folder" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path), str(rec.path)]) == 2
     assert "not a tf-scenes export" in capsys.readouterr().err
+
+
+def test_every_json_file_written_is_strict(study):
+    assert_strict_json_files(study[1].parent)  # outputs, caches, synthetic data: no NaN / Infinity

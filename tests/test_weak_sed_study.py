@@ -18,6 +18,8 @@ from tf_scenes.weak_sed import tables
 from tf_scenes.weak_sed.training import (PlateauState, ResumablePlateau, RowView, plateau_replay, plateau_step,
                                          standardize, standardize_array)
 
+from strict_json import assert_strict_json_files
+
 CONFIGS = Path(ws.__file__).resolve().parent / "configs"
 SNRS = (20.0, 10.0, 0.0)
 TABLE1 = ("gap", "gmp", "gwrp", "dilated_attention", "2apae")
@@ -434,3 +436,7 @@ def test_export_tflite_predict_and_saliency_commands_on_runs(study, tiny_data, t
     assert main(["saliency", str(out / "runs" / "gap" / "snr20" / "fold4"), str(clip),
                  "--out", str(tmp_path / "g.png")]) == 0
     assert "cam at class_conv" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["panels"][0]
+
+
+def test_every_json_file_written_is_strict(study):
+    assert_strict_json_files(study[0].parent)  # outputs (trainer states included) and caches: no NaN / Infinity
