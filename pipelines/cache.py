@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_scenes.audio import summarised_warnings
 from tf_scenes.errors import AudioError, ConfigError
 from tf_scenes.features.config import FeatureConfig, config_to_dict, get_feature_config, output_shape
 from tf_scenes.io_utils import atomic_path, atomic_write_json, ensure_writable_dir
@@ -198,7 +199,8 @@ def _compute(paths, cfg: FeatureConfig, npy: Path, meta_path: Path, key: str, re
 
     log.info("computing %s features of %d files into %s %s (XLA: %s)", cfg.name, len(paths), npy, shape,
              jit_compile)
-    with atomic_path(npy, suffix=".npy") as tmp:
+    # One warning line per kind (resampled, down-mixed, cut, padded, beyond full scale) for the set.
+    with summarised_warnings(f"feature cache {cfg.name}"), atomic_path(npy, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         try:
             _fill(out, paths, sources, cfg, n_in, batch_size=batch_size, progress=progress, jit_compile=jit_compile)
