@@ -136,7 +136,8 @@ def test_windows_cover_the_file_block_by_block(tmp_path, monkeypatch, capsys, fi
     _use(monkeypatch, model)
     blocks = []
     real = sf.SoundFile.read
-    monkeypatch.setattr(sf.SoundFile, "read", lambda self, frames=-1, **kw: blocks.append(frames) or real(self, frames, **kw))
+    monkeypatch.setattr(sf.SoundFile, "read",
+                        lambda self, frames=-1, **kw: blocks.append(frames) or real(self, frames, **kw))
     code, (line,), err = _predict(capsys, path, "--windows", "10", "--hop", "7.5")
     assert code == 0, err
     starts = [0, 60_000, 120_000, 180_000]

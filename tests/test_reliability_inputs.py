@@ -859,6 +859,22 @@ def test_export_and_predict_cli_on_bad_files(tmp_path, capsys):
     assert err.startswith(f"tf-scenes predict: error: {tmp_path / 'run'}: not a tf-scenes export")
 
 
+def test_predict_and_saliency_refuse_extreme_samples(tmp_path, capsys):
+    """A finite 1e30 sample once gave NaN features: predict printed NaN and saliency drew NaNs.
+    Both now stop at the reader with one line naming the file and the sample."""
+    run = _tiny_run_folder(tmp_path / "run")
+    x = _tone(8000)
+    x[3] = 1e30
+    path = _wav(tmp_path / "huge.wav", x, subtype="FLOAT")
+    code, out, err = _cli(capsys, "saliency", run, path, "--out", tmp_path / "s.png")
+    assert (code, out) == (2, "") and not (tmp_path / "s.png").exists()
+    assert err.startswith(f"tf-scenes saliency: error: {path}: sample 3 is 1e+30, beyond the limit of 1e+12")
+    assert _cli(capsys, "export", run, "--out", tmp_path / "export")[0] == 0
+    code, out, err = _cli(capsys, "predict", tmp_path / "export", path)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"tf-scenes predict: skipping {path}: sample 3 is 1e+30, beyond the limit of 1e+12")
+
+
 # ===================================================================================== configs
 
 @dataclasses.dataclass(frozen=True)
