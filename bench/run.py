@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import json
 import logging
 import os
 import sys
@@ -83,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(".cache/numba").resolve()))
 
-    from tf_scenes.io_utils import atomic_write_json, atomic_write_text, ensure_writable_dir
+    from tf_scenes.io_utils import atomic_write_json, atomic_write_text, ensure_writable_dir, read_json
 
     from .common import load_average, machine_info, shared_note
 
     out = ensure_writable_dir(args.out)
     results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results = read_json(results_path) if results_path.exists() else {}
     results.setdefault("sections", {})
     load_start, t_start = load_average(), time.perf_counter()
     machine = machine_info()

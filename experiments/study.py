@@ -284,12 +284,13 @@ def train_or_reuse(study: Study, spec: RunSpec, data, run_dir: Path, env: StudyE
     """Reuse the run if its folder holds it finished with the same config; else train, write the
     model card, evaluate (scores + metrics) and mark it finished."""
     from tf_scenes import registry, runs
+    from tf_scenes.io_utils import read_json
 
     scores = study.required(spec) if callable(study.required) else study.required
     required = ("model.json", "metrics.json", *scores)
     if runs.is_finished(run_dir, spec.config, required=required):
         log.info("%s: finished earlier, reusing %s", spec.name, run_dir)
-        return RunResult(spec, run_dir, json.loads((run_dir / "metrics.json").read_text()), reused=True)
+        return RunResult(spec, run_dir, read_json(run_dir / "metrics.json"), reused=True)  # NaN comes back as NaN
     if spec.init_from and (done is None or spec.init_from not in done):
         raise ValueError(f"{spec.name}: starts from {spec.init_from!r}, which the plan has not run before it")
     runs.create_run_dir(run_dir, spec.config, seed=spec.seed, name=spec.name)

@@ -16,13 +16,21 @@ Three decoding routes, chosen per file after probing its header once in Python:
 
 All give identical samples for PCM (int / 2^(bits-1), as libsndfile). Multi-channel files are
 down-mixed by averaging channels. Errors name the file: every file is checked with
-:func:`tf_scenes.audio.audio_info` while probing (missing, empty, truncated, undecodable), and
-errors raised inside the numpy route are re-raised as the original AudioError by
+:func:`tf_scenes.audio.audio_info` while probing (missing, symlink loop, broken symlink, FIFO or
+other special file, empty, truncated, undecodable), and errors raised inside the numpy route (NaN /
+Inf samples, samples beyond ``MAX_ABS_SAMPLE``) are re-raised as the original AudioError by
 :func:`iterate_checked` instead of a TensorFlow traceback.
 
 Length policy (explicit): with ``num_samples`` set, longer waveforms keep their first
 ``num_samples`` samples and shorter ones are zero-padded at the end (``short="pad"``) or rejected
-before any decoding with an AudioError naming the file (``short="error"``).
+before any decoding with an AudioError naming the file (``short="error"``). Only the samples kept
+are decoded (bounded memory whatever the files' lengths).
+
+Warnings (resampling, down-mixing, cutting, padding) are known from the headers: they are logged
+once per dataset when it is built, one line per kind, in the same words as
+:func:`tf_scenes.audio.summarised_warnings` (and counted in the enclosing one, if any). Samples
+beyond full scale are only seen while decoding: they are counted in the ``summarised_warnings``
+block active when the dataset was built, else logged per file.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from tf_scenes.audio import audio_info, read_audio, resample_audio
+from tf_scenes.audio import (WarningSummary, audio_info, current_summary, read_audio, resample_audio,
+                              resample_read_margin)
 from tf_scenes.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -141,11 +150,16 @@ def fix_length_np(x: np.ndarray, num_samples: int | None) -> np.ndarray:
 
 def load_waveform(path, sample_rate: int, num_samples: int | None = None,
                   short: Literal["pad", "error"] = "pad") -> np.ndarray:
-    """numpy version of one element of :func:`decode_dataset`: (samples,) float32 mono."""
-    x, _ = read_audio(path, sr=sample_rate, mono=True)
-    if num_samples is not None and short == "error" and x.shape[0] < num_samples:
-        raise AudioError(path, f"too short: {x.shape[0]} samples at {sample_rate} Hz, need {num_samples}")
-    return fix_length_np(x, num_samples)
+    """numpy version of one element of :func:`decode_dataset`: (samples,) float32 mono. With
+    `num_samples`, only the samples kept are decoded; cutting and padding are logged (see
+    :func:`tf_scenes.audio.read_audio`)."""
+    if num_samples is not None and short == "error":
+        (s,) = probe_audio([path])
+        if s.resampled_frames(sample_rate) < num_samples:
+            raise AudioError(path, f"too short: {s.resampled_frames(sample_rate)} samples at {sample_rate} Hz, "
+                             f"need {num_samples}")
+    x, _ = read_audio(path, sr=sample_rate, mono=True, num_samples=num_samples)
+    return x
 
 
 class DecodeErrors:
@@ -176,16 +190,25 @@ def iterate_checked(dataset, errors: DecodeErrors):
         yield item
 
 
-def _log_summary(sources: Sequence[AudioSource], sample_rate: int) -> None:
-    other_rate = [s for s in sources if s.sample_rate != sample_rate]
-    if other_rate:
-        rates = sorted({s.sample_rate for s in other_rate})
-        log.warning("%d of %d files are not at %d Hz (found %s Hz, e.g. %s): resampling them with soxr",
-                    len(other_rate), len(sources), sample_rate, rates, other_rate[0].path)
-    multi = [s for s in sources if s.channels > 1]
-    if multi:
-        log.warning("%d of %d files have several channels (e.g. %s): down-mixing to mono by averaging",
-                    len(multi), len(sources), multi[0].path)
+def _log_summary(sources: Sequence[AudioSource], sample_rate: int, num_samples: int | None = None) -> None:
+    """What decoding will do to the files, from their headers: one line per kind, added to the
+    active :func:`tf_scenes.audio.summarised_warnings` block, else logged now."""
+    active = current_summary()
+    summary = active if active is not None else WarningSummary()
+    for s in sources:
+        summary.file(s.path)
+        if s.sample_rate != sample_rate:
+            summary.add("resample", s.path, (s.sample_rate, sample_rate))
+        if s.channels > 1:
+            summary.add("downmix", s.path, s.channels)
+        if num_samples is not None:
+            full = s.resampled_frames(sample_rate)
+            if full > num_samples:
+                summary.add("cut", s.path, (full / sample_rate, num_samples, sample_rate))
+            elif full < num_samples:
+                summary.add("padded", s.path, (full, num_samples, sample_rate))
+    if active is None:
+        summary.log(log)
 
 
 def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
@@ -212,8 +235,9 @@ def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
             if s.resampled_frames(sample_rate) < num_samples:
                 raise AudioError(s.path, f"too short: {s.resampled_frames(sample_rate)} samples at {sample_rate} Hz, "
                                  f"need {num_samples}")
-    _log_summary(sources, sample_rate)
+    _log_summary(sources, sample_rate, num_samples)
     errors = errors if errors is not None else DecodeErrors()
+    summary = current_summary()  # tf.data runs np_read in its own threads: pass the block's summary on
     in_graph_ok = sys.byteorder == "little"
 
     def route(s: AudioSource) -> int:
@@ -221,10 +245,11 @@ def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
             return _IN_GRAPH[s.encoding]
         return _SOUNDFILE
 
-    def np_read(path: bytes) -> np.ndarray:
+    def np_read(path: bytes, seconds) -> np.ndarray:
         p = path.decode()
         try:
-            x, sr = read_audio(p, sr=None, mono=False)
+            x, sr = read_audio(p, sr=None, mono=False, max_seconds=None if seconds < 0 else float(seconds),
+                               summary=summary)
             x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
             return resample_audio(x, sr, sample_rate).astype(np.float32, copy=False)
         except Exception as e:
@@ -242,8 +267,8 @@ def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
             errors.record(AudioError(p, f"cannot read the 24-bit samples (file changed since it was probed?): {e}"))
             raise
 
-    def soundfile_route(path):
-        x = tf.numpy_function(np_read, [path], tf.float32, stateful=False)
+    def soundfile_route(path, seconds):
+        x = tf.numpy_function(np_read, [path, seconds], tf.float32, stateful=False)
         return tf.reshape(x, [-1])
 
     def in_graph_route(path, kind, offset, nbytes, channels):
@@ -264,9 +289,9 @@ def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
         return tf.reduce_mean(x, axis=1)
 
     @tf.autograph.experimental.do_not_convert
-    def decode(path, kind, offset, nbytes, channels):
+    def decode(path, kind, offset, nbytes, channels, seconds):
         x = tf.cond(kind >= 0, lambda: in_graph_route(path, tf.maximum(kind, 0), offset, nbytes, channels),
-                    lambda: soundfile_route(path))
+                    lambda: soundfile_route(path, seconds))
         if num_samples is not None:
             x = x[:num_samples]
             x = tf.pad(x, [[0, num_samples - tf.shape(x)[0]]])
@@ -280,12 +305,22 @@ def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
         width = {"pcm16": 2, "pcm24": 3, "pcm32": 4}[s.encoding]
         return min(s.frames, num_samples) * max(s.channels, 1) * width
 
+    def read_seconds(s: AudioSource) -> float:
+        """Soundfile route: how much of the file gives the kept samples (-1: all of it). Exact
+        as a frame count: read_audio rounds seconds * rate back to it."""
+        if num_samples is None:
+            return -1.0
+        need = num_samples if s.sample_rate == sample_rate else (
+            -(-num_samples * s.sample_rate // sample_rate) + resample_read_margin(s.sample_rate, sample_rate))
+        return -1.0 if need >= s.frames else need / s.sample_rate
+
     table = (
         tf.constant([s.path for s in sources]),
         tf.constant([route(s) for s in sources], tf.int32),
         tf.constant([s.data_offset for s in sources], tf.int64),
         tf.constant([data_bytes(s) for s in sources], tf.int64),
         tf.constant([max(s.channels, 1) for s in sources], tf.int32),
+        tf.constant([read_seconds(s) for s in sources], tf.float64),
     )
     ds = tf.data.Dataset.from_tensor_slices(table)
     return ds.map(decode, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=deterministic)

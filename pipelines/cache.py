@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_scenes.audio import summarised_warnings
 from tf_scenes.errors import AudioError, ConfigError
 from tf_scenes.features.config import FeatureConfig, config_to_dict, get_feature_config, output_shape
 from tf_scenes.io_utils import atomic_path, atomic_write_json, ensure_writable_dir
@@ -264,7 +265,8 @@ def _compute(paths, cfg: FeatureConfig, npy: Path, meta_path: Path, key: str, re
 
     log.info("computing %s features of %d files into %s %s (XLA: %s)", cfg.name, len(paths), npy, shape,
              jit_compile)
-    with _writer_lock(npy):
+    # One warning line per kind (resampled, down-mixed, cut, padded, beyond full scale) for the set.
+    with _writer_lock(npy), summarised_warnings(f"feature cache {cfg.name}"):
         with atomic_path(npy, suffix=".npy") as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
             try:
@@ -450,7 +452,7 @@ def _compute_clips(paths, cfg, npy: Path, meta_path: Path, key: str, split_chann
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from tf_scenes.audio import read_audio, resample_audio
+    from tf_scenes.audio import read_audio
     from tf_scenes.features import n_frames, tf_features
 
     from .audio import fix_length_np, probe_audio
@@ -467,10 +469,6 @@ def _compute_clips(paths, cfg, npy: Path, meta_path: Path, key: str, split_chann
             raise AudioError(s.path, f"too short for one feature frame ({samples} samples at "
                              f"{cfg.sample_rate} Hz)") from None
         plan.append((s, samples, frames, s.channels if split_channels else 1))
-    other = [s for s in sources if s.sample_rate != cfg.sample_rate]
-    if other:
-        log.warning("%d of %d files are not at %d Hz (e.g. %s at %d Hz): resampling them with soxr", len(other),
-                    len(sources), cfg.sample_rate, other[0].path, other[0].sample_rate)
     lengths = [f for _, _, f, c in plan for _ in range(c)]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     example_shape = (cfg.n_mels, cfg.channels)
@@ -485,13 +483,12 @@ def _compute_clips(paths, cfg, npy: Path, meta_path: Path, key: str, split_chann
     log.info("computing %s features of %d files (%d examples, %d frames) into %s", cfg.name, len(paths),
              len(lengths), offsets[-1], npy)
     srcs, chans = [], []
-    with _writer_lock(npy), atomic_path(npy, suffix=".npy") as tmp:
+    # One warning line per kind (resampled, down-mixed, beyond full scale) for the whole set.
+    with _writer_lock(npy), summarised_warnings(f"clip features {cfg.name}"), atomic_path(npy, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(offsets[-1]),) + example_shape)
         row = 0
         for s, samples, frames, c in tqdm(plan, unit="file", desc=f"features {cfg.name}", disable=not progress):
-            x, sr = read_audio(s.path, sr=None, mono=not split_channels)
-            if sr != cfg.sample_rate:  # resampled once here, with soxr (one summary warning above)
-                x = resample_audio(x, sr, cfg.sample_rate)
+            x, _ = read_audio(s.path, sr=cfg.sample_rate, mono=not split_channels)  # resampled once, with soxr
             x = fix_length_np(x, samples)  # soxr may differ from the probe's rounding by a sample
             batch = x.T if split_channels and x.ndim == 2 else np.asarray(x).reshape(1, -1)  # (c, samples)
             f = features(tf.constant(batch, tf.float32)).numpy()

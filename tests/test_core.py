@@ -133,6 +133,58 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert np.array_equal(np.load(target), np.arange(3))
 
 
+def _strict_loads(text: str):
+    def reject(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def test_json_writers_write_strict_json_and_note_undefined_values(tmp_path):
+    """NaN / Inf become null, listed by JSON pointer under "nulls" with what they were; read_json
+    gives the original values back; a file without them is what json.dumps writes."""
+    metrics = {"acc": 0.5, "recall/park": float("nan"), "per_class": np.array([0.25, np.nan], np.float32),
+               "x~y": {"lo": -np.inf, "hi": np.float64(np.inf)}, "n": np.int64(3), "path": Path("a/b")}
+    path = io_utils.atomic_write_json(tmp_path / "metrics.json", metrics)
+    doc = _strict_loads(path.read_text())
+    assert doc == {"acc": 0.5, "recall/park": None, "per_class": [0.25, None], "x~y": {"lo": None, "hi": None},
+                   "n": 3, "path": "a/b",
+                   "nulls": {"note": io_utils.NULLS_NOTE,
+                             "values": {"/recall~1park": "NaN", "/per_class/1": "NaN", "/x~0y/lo": "-Infinity",
+                                        "/x~0y/hi": "Infinity"}}}
+    assert "undefined" in io_utils.NULLS_NOTE and "without examples" in io_utils.NULLS_NOTE
+    back = io_utils.read_json(path)
+    assert set(back) == set(metrics) and np.isnan(back["recall/park"]) and np.isnan(back["per_class"][1])
+    assert back["x~y"] == {"lo": -np.inf, "hi": np.inf} and back["acc"] == 0.5
+    plain = {"a": [1, 2.5, None], "b": {"c": "d"}, "e": np.float32(0.25)}
+    assert io_utils.dumps_json(plain, indent=1) == json.dumps({**plain, "e": 0.25}, indent=1)
+    assert io_utils.read_json(io_utils.atomic_write_json(tmp_path / "p.json", plain)) == {**plain, "e": 0.25}
+    assert io_utils.loads_json('{"a": NaN}')["a"] != 0  # old files with NaN literals still read
+    with pytest.raises(ValueError, match="non-finite value.* at /1 of a top-level list"):
+        io_utils.dumps_json([1.0, float("nan")])
+    with pytest.raises(ValueError, match="already has a 'nulls' key"):
+        io_utils.dumps_json({"nulls": 1, "x": float("nan")})
+
+
+def test_trainer_checkpoint_state_keeps_nan_through_strict_json(tmp_path):
+    """The state embedded in a checkpoint (history with an undefined metric) is strict JSON and
+    reads back with the NaN, so a resumed run continues from exactly the same state."""
+    import h5py
+    import keras
+
+    from tf_scenes.training import trainer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    state = {"epoch": 1, "history": [{"epoch": 0, "loss": 0.5, "val_auc": float("nan")}], "best_value": None}
+    trainer._write_checkpoint(model, tmp_path / "last.weights.h5", state)
+    with h5py.File(tmp_path / "last.weights.h5", "r") as f:
+        raw = f[trainer.STATE_GROUP].attrs["state"]
+    assert _strict_loads(raw)["history"][0]["val_auc"] is None
+    back = trainer.read_checkpoint_state(tmp_path / "last.weights.h5")
+    assert np.isnan(back["history"][0]["val_auc"]) and back["history"][0]["loss"] == 0.5 and "nulls" not in back
+
+
 def test_ensure_writable_dir_fails_early(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

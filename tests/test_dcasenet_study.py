@@ -19,6 +19,7 @@ from tf_scenes.experiments.dcasenet import plan as study
 from tf_scenes.experiments.dcasenet import report as report
 from tf_scenes.experiments.dcasenet.data import joint_dataset, train_dataset
 
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "experiments" / "dcasenet" / "configs"
 

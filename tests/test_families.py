@@ -156,3 +156,12 @@ def test_export_tflite_predict_and_saliency_commands(family, tiny_study, study_r
     assert cli.main(["saliency", str(run), str(wav), "--out", str(fig)]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert fig.stat().st_size > 5000 and info["panels"] and info["runs"] == [str(run)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_json_file_written_is_strict(family, tiny_study, study_root):
+    from strict_json import assert_strict_json_files
+
+    s = tiny_study(family)
+    assert_strict_json_files(s.out)  # tables, metrics, cards, trainer states: no NaN / Infinity
+    assert_strict_json_files(study_root / "cache")

@@ -3,6 +3,8 @@
 Parity tolerance: max abs difference <= 1e-3 after each spec's scaling (float32).
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -248,6 +250,38 @@ def test_band_normalization_layer():
     np.testing.assert_allclose(z.reshape(-1, 8, 1).std(axis=0), 1.0, atol=1e-4)
     clone = keras.layers.Normalization.from_config(layer.get_config())
     np.testing.assert_allclose(np.asarray(clone(feats)), z, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ extreme amplitudes
+
+def test_features_stay_finite_up_to_the_amplitude_limit():
+    """The worst case of the named configs (a Nyquist tone: all power in one FFT bin) at the
+    accepted peak MAX_ABS_SAMPLE gives finite features; at 1e17 the float32 power spectrum of the
+    two-stage / DcaseNet front-ends overflows (why the readers reject such samples)."""
+    from tf_scenes.features import MAX_ABS_SAMPLE, extract, tf_features
+
+    for name in FEATURE_CONFIGS:
+        cfg = get_feature_config(name)
+        n = cfg.clip_samples or 48_000
+        nyquist = np.where(np.arange(n) % 2, 1.0, -1.0).astype(np.float32)
+        assert np.isfinite(extract(cfg, nyquist * np.float32(MAX_ABS_SAMPLE))).all(), name
+        if name in ("two_stage", "dcasenet"):
+            assert not np.isfinite(tf_features(cfg, tf.constant(nyquist * np.float32(1e17))).numpy()).all(), name
+
+
+@pytest.mark.parametrize("value", [1e30, -2e12])
+def test_extract_rejects_samples_beyond_the_limit_naming_them(value):
+    from tf_scenes.features import extract
+
+    x = np.zeros((2, 8000), np.float32)
+    x[1, 4321] = value
+    with pytest.raises(ValueError, match=re.escape(f"waveform has the value {value:.3g} at sample 4321 of example 1, "
+                                                   "beyond the front-end's limit of 1e+12 (full scale is 1)")):
+        extract("raw", x)
+    with pytest.raises(ValueError, match=r"at sample 4321, beyond"):
+        extract("two_stage", x[1])
+    x[1, 4321] = 1e12  # the limit itself is accepted
+    assert np.isfinite(extract("two_stage", x[1])).all()
 
 
 # --------------------------------------------------------------------------------------------- CLI

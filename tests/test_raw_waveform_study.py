@@ -22,6 +22,7 @@ from tf_scenes.config import load_config  # noqa: E402
 from tf_scenes.datasets.esc50 import HierRecord  # noqa: E402
 from tf_scenes.errors import ConfigError  # noqa: E402
 
+
 ALL_RUNS = [*rw.RUNS, *rw.TRANSFER_RUNS]
 SR = 16000
 

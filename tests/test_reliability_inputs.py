@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
 import struct
 from pathlib import Path
@@ -211,6 +212,222 @@ def test_clip_shorter_than_required(tmp_path):
                                                    "need at least 8000 (1.000 s)")):
         audio.read_audio(path, min_samples=8000)
     assert audio.read_audio(path, min_samples=4000)[0].shape == (4000,)
+
+
+@pytest.mark.parametrize("value", [1e30, -3e13, 3.4e38])
+def test_extreme_float_samples_are_rejected_naming_the_sample(tmp_path, value):
+    """Finite samples far beyond full scale would overflow the front-end's power spectrum (NaN
+    features): rejected above MAX_ABS_SAMPLE, naming the file and the sample."""
+    from tf_scenes.features import MAX_ABS_SAMPLE
+
+    assert MAX_ABS_SAMPLE == 1e12
+    x = _tone(1000, 2)
+    x[321, 1] = value
+    path = _wav(tmp_path / "huge.wav", x, subtype="FLOAT")
+    want = f"{path}: sample 321 is {value:.3g}, beyond the limit of 1e+12 times full scale"
+    with pytest.raises(AudioError, match=re.escape(want)):
+        audio.read_audio(path)
+    with pytest.raises(AudioError, match=re.escape(want)):
+        list(audio.iter_audio_blocks(path, block_seconds=0.01))  # found in the fourth block of 80 samples
+
+
+def test_samples_up_to_the_limit_are_kept_with_the_full_scale_warning(tmp_path, caplog):
+    x = _tone(1000)
+    x[5] = 1e12  # exactly the limit (float32 holds 999999995904)
+    path = _wav(tmp_path / "loud.wav", x, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING):
+        got, _ = audio.read_audio(path)
+    np.testing.assert_array_equal(got, x)
+    assert _warnings(caplog) == [f"{path}: samples exceed full scale (peak 1e+12 > 1.0); kept unscaled"]
+
+
+def test_decode_dataset_rejects_extreme_samples_while_decoding(tmp_path):
+    from pipelines import audio as paudio
+
+    x = _tone()
+    x[4000] = 1e20
+    paths = [_wav(tmp_path / "good.wav", _tone()), _wav(tmp_path / "huge.wav", x, subtype="FLOAT")]
+    errors = paudio.DecodeErrors()
+    with pytest.raises(AudioError, match=re.escape(f"{paths[1]}: sample 4000 is 1e+20, beyond the limit")):
+        list(paudio.iterate_checked(paudio.decode_dataset(paths, 8000, num_samples=8000, errors=errors), errors))
+
+
+def _special_files(tmp_path) -> dict[str, tuple[Path, str]]:
+    """name -> (path, the message after 'path: ')."""
+    import socket
+
+    good = _wav(tmp_path / "good.wav", _tone())
+    (tmp_path / "loop_a.wav").symlink_to(tmp_path / "loop_b.wav")
+    (tmp_path / "loop_b.wav").symlink_to(tmp_path / "loop_a.wav")
+    (tmp_path / "self.wav").symlink_to(tmp_path / "self.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "gone" / "x.wav")
+    (tmp_path / "link.wav").symlink_to(good)  # a good link: read through
+    os.mkfifo(tmp_path / "fifo.wav")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock.wav"))
+    sock.close()
+    return {
+        "loop": (tmp_path / "loop_a.wav", "symlink loop (following its links leads back to a link already followed) "
+                                          "(fix or remove the link)"),
+        "self": (tmp_path / "self.wav", "symlink loop"),
+        "dangling": (tmp_path / "dangling.wav", f"broken symlink -> {tmp_path / 'gone' / 'x.wav'} "
+                                                "(the target does not exist)"),
+        "fifo": (tmp_path / "fifo.wav", "not a regular file (FIFO) (audio is read from regular files only"),
+        "socket": (tmp_path / "sock.wav", "not a regular file (socket)"),
+        "device": (Path("/dev/null"), "not a regular file (character device)"),
+        "missing": (tmp_path / "missing.wav", "file not found"),
+    }
+
+
+def _in_thread(fn, timeout: float = 20.0):
+    """fn() in a thread, failing (not hanging) if it blocks: opening a FIFO for reading would."""
+    import threading
+
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"blocked for {timeout} s (was a FIFO opened?)"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def test_symlink_loops_broken_links_fifos_and_devices_are_named_as_such(tmp_path):
+    from pipelines import audio as paudio
+
+    cases = _special_files(tmp_path)
+    assert _in_thread(lambda: audio.read_audio(tmp_path / "link.wav"))[0].shape == (8000,)
+    for name, (path, message) in cases.items():
+        for reader in (audio.read_audio, audio.audio_info, lambda p: paudio.probe_audio([p]),
+                       lambda p: list(audio.iter_audio_blocks(p))):
+            with pytest.raises(AudioError, match="^" + re.escape(f"{path}: {message}")):
+                _in_thread(lambda: reader(path))
+    # a loop in a parent folder is a loop too
+    with pytest.raises(AudioError, match=re.escape(f"{tmp_path / 'loop_a.wav' / 'x.wav'}: symlink loop")):
+        audio.read_audio(tmp_path / "loop_a.wav" / "x.wav")
+
+
+def test_summarised_warnings_log_one_line_per_kind(tmp_path, caplog):
+    """Inside summarised_warnings the per-file warnings are counted and logged once per kind at
+    the end (distinct files, one example); outside they stay one per call."""
+    paths = [_wav(tmp_path / f"s{i}.wav", _tone(16000, 2), sr=16000) for i in range(3)]
+    paths.append(_wav(tmp_path / "loud.wav", _tone(4000) * 3, subtype="FLOAT"))
+    paths.append(_wav(tmp_path / "long.wav", _tone(12000)))
+    with caplog.at_level(logging.WARNING, logger="tf_scenes.audio"):
+        with audio.summarised_warnings("test set") as summary:
+            for p in paths + paths[:1]:  # a file read twice counts once
+                audio.read_audio(p, sr=8000, num_samples=8000)
+            assert _warnings(caplog) == []  # nothing until the block ends
+            assert summary.counts() == {"resample": 3, "downmix": 3, "full_scale": 1, "cut": 1, "padded": 1}
+    assert _warnings(caplog) == [
+        f"test set: resampled 3 of 5 files with soxr (16000 Hz -> 8000 Hz), e.g. {paths[0]}",
+        f"test set: down-mixed 3 of 5 files to mono by averaging their channels (2 channels), e.g. {paths[0]}",
+        f"test set: 1 of 5 files exceed full scale (peaks up to 1.5 > 1.0): kept unscaled, e.g. {paths[3]}",
+        f"test set: cut 1 of 5 files to their first 8000 samples (1.000 s; longest file 1.500 s), e.g. {paths[4]}",
+        f"test set: zero-padded 1 of 5 files at the end to 8000 samples (1.000 s; shortest file 0.500 s), "
+        f"e.g. {paths[3]}"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tf_scenes.audio"):
+        audio.read_audio(paths[4], num_samples=8000)
+        audio.read_audio(paths[3], num_samples=8000)
+    assert _warnings(caplog) == [
+        f"{paths[4]}: 1.500 s long: only its first 8000 samples (1.000 s) are used",
+        f"{paths[3]}: samples exceed full scale (peak 1.5 > 1.0); kept unscaled",
+        f"{paths[3]}: 4000 samples (0.500 s): zero-padded at the end to 8000 samples (1.000 s)"]
+
+
+def test_summaries_are_per_thread_and_logged_even_on_error(tmp_path, caplog):
+    import threading
+
+    stereo = _wav(tmp_path / "st.wav", _tone(1000, 2))
+    with caplog.at_level(logging.WARNING, logger="tf_scenes.audio"):
+        with pytest.raises(AudioError, match="file not found"):
+            with audio.summarised_warnings("run"):
+                t = threading.Thread(target=lambda: audio.read_audio(stereo))  # not in this block: logs itself
+                t.start()
+                t.join()
+                audio.read_audio(stereo)
+                audio.read_audio(tmp_path / "missing.wav")
+    assert _warnings(caplog) == [
+        f"{stereo}: 2 channels, down-mixing to mono by averaging",
+        f"run: down-mixed 1 of 1 files to mono by averaging their channels (2 channels), e.g. {stereo}"]
+
+
+def test_decode_dataset_counts_in_the_active_summary(tmp_path, caplog):
+    """decode_dataset's warnings (from the headers when built; beyond full scale while decoding in
+    tf.data threads) land in the summarised_warnings block active when the dataset is built."""
+    from pipelines import audio as paudio
+
+    paths = [_wav(tmp_path / "short.wav", _tone(4000)), _wav(tmp_path / "st.wav", _tone(16000, 2)),
+             _wav(tmp_path / "loud16k.wav", _tone(20000) * 3, sr=16000, subtype="FLOAT")]
+    with caplog.at_level(logging.WARNING):
+        with audio.summarised_warnings("cache"):
+            got = [w.numpy() for w in paudio.decode_dataset(paths, 8000, num_samples=8000)]
+            assert _warnings(caplog) == []
+    assert _warnings(caplog) == [
+        f"cache: resampled 1 of 3 files with soxr (16000 Hz -> 8000 Hz), e.g. {paths[2]}",
+        f"cache: down-mixed 1 of 3 files to mono by averaging their channels (2 channels), e.g. {paths[1]}",
+        f"cache: 1 of 3 files exceed full scale (peaks up to 1.5 > 1.0): kept unscaled, e.g. {paths[2]}",
+        f"cache: cut 2 of 3 files to their first 8000 samples (1.000 s; longest file 2.000 s), e.g. {paths[1]}",
+        f"cache: zero-padded 1 of 3 files at the end to 8000 samples (1.000 s; shortest file 0.500 s), "
+        f"e.g. {paths[0]}"]
+    for p, w in zip(paths, got):
+        np.testing.assert_array_equal(w, audio.read_audio(p, sr=8000, num_samples=8000)[0])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        with audio.summarised_warnings("early"):
+            ds = paudio.decode_dataset(paths[2:], 8000, num_samples=8000)
+        assert len(list(ds)) == 1  # decoded after the block was logged: the reader logs its own warning
+    assert _warnings(caplog)[-1] == f"{paths[2]}: samples exceed full scale (peak 1.5 > 1.0); kept unscaled"
+
+
+def test_fixed_length_reads_decode_only_the_samples_used(tmp_path, monkeypatch):
+    """A 10-minute file with a 1 s fixed length: the same samples as reading it all, but only the
+    frames needed are asked of soundfile (plus a resampling margin), and memory stays small."""
+    import tracemalloc
+
+    from pipelines import audio as paudio
+
+    rng = np.random.default_rng(0)
+    at8k = _wav(tmp_path / "long8k.wav", rng.uniform(-0.5, 0.5, 8000 * 600).astype(np.float32))
+    at16k = _wav(tmp_path / "long16k.wav", rng.uniform(-0.5, 0.5, 16000 * 600).astype(np.float32), sr=16000,
+                 subtype="FLOAT")
+    full8, _ = audio.read_audio(at8k)
+    full16, _ = audio.read_audio(at16k, sr=8000)
+    asked = []
+    real_read = sf.read
+
+    def recording_read(file, frames=-1, *args, **kwargs):
+        asked.append((Path(file).name, frames))
+        return real_read(file, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf, "read", recording_read)
+    tracemalloc.start()
+    try:
+        x8, _ = audio.read_audio(at8k, num_samples=8000)
+        peak8 = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        x16, _ = audio.read_audio(at16k, sr=8000, num_samples=8000)
+        peak16 = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    (w16,) = [w.numpy() for w in paudio.decode_dataset([at16k], 8000, num_samples=8000)]  # the tf.data route
+    np.testing.assert_array_equal(x8, full8[:8000])
+    np.testing.assert_array_equal(x16, full16[:8000])  # the margin makes the resampled prefix exact
+    np.testing.assert_array_equal(w16, full16[:8000])
+    margin = audio.resample_read_margin(16000, 8000)
+    assert margin == 16000 + 2 * 4096
+    assert asked == [("long8k.wav", 8000), ("long16k.wav", 16000 + margin), ("long16k.wav", 16000 + margin)]
+    # whole files: 4.8 M samples (9.6 MB as PCM_16, 19 MB as float32) and 9.6 M samples (38 MB)
+    assert peak8 < 2**20 and peak16 < 2 * 2**20, (peak8, peak16)
 
 
 # ===================================================================================== dataset readers
@@ -464,9 +681,9 @@ def test_decode_dataset_mixed_formats_are_logged_and_equal_read_audio(tmp_path, 
              _wav(tmp_path / "r16k.wav", _tone(16000), sr=16000, subtype="PCM_32")]
     with caplog.at_level(logging.WARNING, logger="tf_scenes.pipelines.audio"):
         got = [w.numpy() for w in paudio.decode_dataset(paths, 8000)]
-    assert _warnings(caplog) == [
-        f"1 of 5 files are not at 8000 Hz (found [16000] Hz, e.g. {paths[4]}): resampling them with soxr",
-        f"2 of 5 files have several channels (e.g. {paths[2]}): down-mixing to mono by averaging"]
+    assert _warnings(caplog) == [  # one line per kind, in the words of audio.summarised_warnings
+        f"resampled 1 of 5 files with soxr (16000 Hz -> 8000 Hz), e.g. {paths[4]}",
+        f"down-mixed 2 of 5 files to mono by averaging their channels (2 or 4 channels), e.g. {paths[2]}"]
     for p, w in zip(paths, got):
         np.testing.assert_array_equal(w, audio.read_audio(p, sr=8000)[0])
 
@@ -641,6 +858,22 @@ def test_export_and_predict_cli_on_bad_files(tmp_path, capsys):
     code, out, err = _cli(capsys, "predict", tmp_path / "run", good)
     assert (code, out) == (2, "")
     assert err.startswith(f"tf-scenes predict: error: {tmp_path / 'run'}: not a tf-scenes export")
+
+
+def test_predict_and_saliency_refuse_extreme_samples(tmp_path, capsys):
+    """A finite 1e30 sample once gave NaN features: predict printed NaN and saliency drew NaNs.
+    Both now stop at the reader with one line naming the file and the sample."""
+    run = _tiny_run_folder(tmp_path / "run")
+    x = _tone(8000)
+    x[3] = 1e30
+    path = _wav(tmp_path / "huge.wav", x, subtype="FLOAT")
+    code, out, err = _cli(capsys, "saliency", run, path, "--out", tmp_path / "s.png")
+    assert (code, out) == (2, "") and not (tmp_path / "s.png").exists()
+    assert err.startswith(f"tf-scenes saliency: error: {path}: sample 3 is 1e+30, beyond the limit of 1e+12")
+    assert _cli(capsys, "export", run, "--out", tmp_path / "export")[0] == 0
+    code, out, err = _cli(capsys, "predict", tmp_path / "export", path)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"tf-scenes predict: skipping {path}: sample 3 is 1e+30, beyond the limit of 1e+12")
 
 
 # ===================================================================================== configs

@@ -11,6 +11,7 @@ import pytest
 from tf_scenes.experiments.two_stage import plan as two_stage
 
 
+
 @pytest.fixture
 def study(tiny_study):
     s = tiny_study("two_stage")

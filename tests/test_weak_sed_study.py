@@ -18,6 +18,7 @@ from tf_scenes.weak_sed import paper
 from tf_scenes.weak_sed.training import (PlateauState, ResumablePlateau, plateau_replay, plateau_step, standardize,
                                          standardize_array)
 
+
 CONFIGS = Path(ws.__file__).resolve().parent / "configs"
 SNRS = (20.0, 10.0, 0.0)
 TABLE1 = ("gap", "gmp", "gwrp", "dilated_attention", "2apae")

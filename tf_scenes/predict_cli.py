@@ -1,30 +1,61 @@
 """`tf-scenes predict EXPORT_DIR AUDIO...`: run an exported SavedModel, print one JSON line per file.
 
-Any wav (or flac/ogg) is read, down-mixed to mono and resampled to the model's rate when needed (with
-a logged warning). Files that cannot be read are reported on stderr with the reason; the others
-are still predicted, and the exit code is 2 if any file failed.
+Any wav (or flac/ogg) is read, down-mixed to mono and resampled to the model's rate when needed.
+Files that cannot be read, that the model rejects, or for which it returns NaN / Inf are reported
+on stderr with the reason (one line each); the others are still predicted, and the exit code is 2
+if any file failed. Every line printed is strict JSON.
 
-Output line: {"file": ..., "outputs": {name: {"top": [[class, prob], ...]}}}; for frame-level
-outputs (SED activity) also "frames": [[p_class0, ...], ...] per output frame and "frame_hop_s".
+Output line: {"file": ..., "sample_rate": ..., "seconds": ..., "outputs": {name: {"top": [[class,
+prob], ...]}}}; for frame-level outputs (SED activity) also "frames": [[p_class0, ...], ...] per
+output frame and "frame_hop_s".
+
+Length: a model with a fixed clip length (its front-end cuts or zero-pads every input to it, e.g.
+10 s for the two-stage and weak-SED exports) sees the first clip of each file and only that part
+is decoded; a line's "input" says when a file was cut or padded, and one warning per run counts
+them. With ``--windows`` the whole file is covered by windows instead (decoded block by block,
+so memory stays bounded): "windows" lists each window's {start_s, end_s, outputs} and "outputs"
+is the mean of each output over the windows.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError, TFScenesError
+from .errors import AudioError, ConfigError, TFScenesError
+
+log = logging.getLogger(__name__)
+
+HELP = """\
+Length of the input: a model with a fixed clip length (its front-end cuts or zero-pads each input
+to it) sees the first clip of each file, and only that part is decoded; files cut or padded are
+counted in one warning and noted in their line ("input"). Models without one take the whole file.
+
+--windows covers the whole file with windows instead: each window is run through the model and
+reported as {"start_s", "end_s", "outputs"} under "windows", and "outputs" holds the mean of each
+output over the windows. The file is decoded in blocks, so memory stays bounded whatever its
+length. The last window is zero-padded at the end when the file does not fill it.
+"""
 
 
 def add_arguments(parser) -> None:
+    parser.description = (parser.description or "") + "\n\n" + HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("export_dir", type=Path, help="folder written by `tf-scenes export` (or a study's export/)")
     parser.add_argument("audio", type=Path, nargs="+", help="audio files")
     parser.add_argument("--top", type=int, default=3, help="classes to list per output (default 3)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="for frame outputs: also list the active classes per frame above this value")
+    parser.add_argument("--windows", nargs="?", const="model", default=None, metavar="SECONDS",
+                        help="cover each file with windows of SECONDS (default: the model's own clip length) "
+                             "and report every window's outputs and their mean; decodes the file in blocks")
+    parser.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                        help="with --windows: the step between window starts (default: the window length, "
+                             "no overlap); at most the window length, so that the windows cover the file")
 
 
 def load_export(export_dir: Path):
@@ -38,6 +69,32 @@ def load_export(export_dir: Path):
     except (OSError, KeyError, ValueError) as e:
         raise TFScenesError(f"{export_dir}: cannot load the SavedModel's serving signature: {e}") from e
     return fn, meta, labels
+
+
+def model_clip_samples(fn, meta: dict) -> int | None:
+    """The fixed length (samples) the export's front-end cuts or zero-pads every input to, or None
+    for a model that takes whole clips of any length.
+
+    Taken from metadata (input.clip_samples) when recorded, else from the serving graph: the
+    front-end's fixed-length step is an EnsureShape to [batch, N] (named "clip_samples"); several
+    different lengths give None.
+    """
+    recorded = (meta.get("input") or {}).get("clip_samples")
+    if recorded:
+        return int(recorded)
+    try:
+        gdef = fn.graph.as_graph_def()
+    except Exception:  # a signature without a Python graph: no way to tell
+        return None
+    named, other = set(), set()
+    for node in [*gdef.node, *(n for f in gdef.library.function for n in f.node_def)]:
+        if node.op != "EnsureShape":
+            continue
+        dims = [d.size for d in node.attr["shape"].shape.dim]
+        if len(dims) == 2 and dims[1] > 0:
+            (named if node.name.rsplit("/", 1)[-1].startswith("clip_samples") else other).add(dims[1])
+    found = named or other
+    return found.pop() if len(found) == 1 else None
 
 
 def describe(outputs: dict, labels: dict, top: int, threshold: float | None, duration_s: float,
@@ -79,31 +136,162 @@ def _reason(error) -> str:
     return text.strip().splitlines()[-1] if text.strip() else type(error).__name__
 
 
-def run(args) -> int:
+class _Skip(Exception):
+    """A file the model cannot give a valid answer for (the message says why)."""
+
+
+def _run_model(fn, wav: np.ndarray, path) -> dict[str, np.ndarray]:
+    """{output: numpy array} of one waveform; _Skip when the signature rejects it or an output
+    holds NaN / Inf (never printed as JSON)."""
     import tensorflow as tf
 
+    try:
+        outputs = fn(waveform=tf.constant(wav[None, :]))
+    except tf.errors.InvalidArgumentError as e:  # the signature's input checks
+        raise _Skip(f"{path}: the model rejected the waveform: {_reason(e)}") from None
+    outputs = {k: np.asarray(v) for k, v in outputs.items()}
+    for name, v in outputs.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise _Skip(f"{path}: the model's output {name!r} holds NaN or Inf "
+                        f"({int(np.size(v) - np.isfinite(v).sum())} of {v.size} values); no prediction written")
+    return outputs
+
+
+def _seconds(path) -> float:
+    from .audio import audio_info
+
+    info = audio_info(path)
+    return info.frames / info.samplerate
+
+
+def predict_file(fn, path, *, sr: int, min_samples, clip: int | None, labels: dict, top: int, threshold,
+                 frame_seconds) -> dict:
+    """One file's JSON line: the model on the whole file, or on its first `clip` samples (only
+    those are decoded; shorter files are zero-padded at the end, as the model would)."""
     from .audio import read_audio
+
+    wav, _ = read_audio(path, sr=sr, mono=True, min_samples=min_samples, num_samples=clip)
+    seconds = _seconds(path)
+    outputs = _run_model(fn, wav, path)
+    line = {"file": str(path), "sample_rate": sr, "seconds": round(seconds if clip else len(wav) / sr, 3)}
+    if clip is not None:
+        if round(seconds * sr) > clip:
+            line["input"] = f"the first {clip / sr:.3f} s (the model's clip length; use --windows for the whole file)"
+        elif round(seconds * sr) < clip:
+            line["input"] = f"zero-padded at the end to {clip / sr:.3f} s (the model's clip length)"
+    line["outputs"] = describe(outputs, labels, top, threshold, len(wav) / sr, frame_seconds)
+    return line
+
+
+def windows(blocks, window: int, hop: int):
+    """(start, window samples zero-padded to `window`, samples of audio in it) over a stream of
+    sample blocks: windows start at 0, hop, 2 hop, ... until one reaches the end of the audio; the
+    last is zero-padded at the end when the audio does not fill it. Holds at most one window plus
+    one block in memory. `hop` must be in 1..window."""
+    if not 0 < hop <= window:
+        raise ValueError(f"hop must be in 1..window={window}, got {hop}")
+    buf = np.zeros(0, np.float32)
+    start = 0  # file position of buf[0]
+    nxt = 0  # start of the next window
+    total = 0
+    for b in blocks:
+        buf = np.concatenate([buf, b]) if buf.size else np.asarray(b, np.float32)
+        total += len(b)
+        while nxt + window <= total:
+            yield nxt, buf[nxt - start:nxt - start + window], window
+            nxt += hop
+        drop = min(nxt - start, len(buf))
+        buf, start = buf[drop:], start + drop
+    if total > 0 and (nxt == 0 or nxt - hop + window < total):
+        part = buf[nxt - start:]
+        yield nxt, np.pad(part, (0, window - len(part))), len(part)
+
+
+def predict_windows(fn, path, *, sr: int, window: int, hop: int, labels: dict, top: int, threshold,
+                    frame_seconds) -> dict:
+    """One file's JSON line: the model on every window (see :func:`windows`), their outputs and
+    the mean of each output over the windows. The file is decoded in blocks."""
+    from .audio import iter_audio_blocks
+
+    per_window, acc, n = [], {}, 0
+    blocks = iter_audio_blocks(path, sr, block_seconds=max(10.0, window / sr))
+    end = 0
+    for start, wav, filled in windows(blocks, window, hop):
+        out = _run_model(fn, wav, path)
+        for k, v in out.items():
+            acc[k] = acc.get(k, 0.0) + v.astype(np.float64)
+        n += 1
+        end = start + filled
+        per_window.append({"start_s": round(start / sr, 3), "end_s": round(end / sr, 3),
+                           "outputs": describe(out, labels, top, threshold, window / sr, frame_seconds)})
+    if n == 0:
+        raise AudioError(path, "no audio samples in file")
+    mean = {k: v / n for k, v in acc.items()}
+    return {"file": str(path), "sample_rate": sr, "seconds": round(end / sr, 3),
+            "window_s": round(window / sr, 3), "hop_s": round(hop / sr, 3),
+            "windowing": (f"{n} windows of {window / sr:g} s every {hop / sr:g} s from the start of the file; "
+                          "the last one zero-padded at the end when the file does not fill it; 'outputs' is "
+                          "the mean of each output over the windows"),
+            "outputs": describe(mean, labels, top, threshold, window / sr, frame_seconds),
+            "windows": per_window}
+
+
+def window_plan(args, clip: int | None, sr: int, min_samples) -> tuple[int, int] | None:
+    """(window, hop) in samples for --windows / --hop, or None without --windows."""
+    if args.windows is None:
+        if args.hop is not None:
+            raise ConfigError("--hop needs --windows")
+        return None
+    if args.windows == "model":
+        if clip is None:
+            raise ConfigError("--windows: this export takes whole clips of any length (no fixed clip length "
+                              "to use as the window); give the window length: --windows SECONDS")
+        window = clip
+    else:
+        try:
+            seconds = float(args.windows)
+        except ValueError:
+            raise ConfigError(f"--windows {args.windows!r}: expected a length in seconds") from None
+        if not seconds > 0:
+            raise ConfigError(f"--windows {args.windows}: the window length must be > 0 seconds")
+        window = int(round(seconds * sr))
+    if min_samples and window < int(min_samples):
+        raise ConfigError(f"--windows: {window / sr:g} s is shorter than the {int(min_samples)} samples "
+                          f"({int(min_samples) / sr:g} s) this model needs per input")
+    if clip is not None and window > clip:
+        raise ConfigError(f"--windows: {window / sr:g} s is longer than the model's clip length {clip / sr:g} s "
+                          "(the model would use only the first part of each window)")
+    hop = window if args.hop is None else int(round(args.hop * sr))
+    if not 0 < hop <= window:
+        raise ConfigError(f"--hop {args.hop}: must be > 0 and at most the window length ({window / sr:g} s)")
+    if clip is not None and window < clip:
+        log.warning("windows of %g s are shorter than the model's clip length %g s: the model zero-pads each one",
+                    window / sr, clip / sr)
+    return window, hop
+
+
+def run(args) -> int:
+    from .audio import summarised_warnings
+    from .io_utils import dumps_json
 
     fn, meta, labels = load_export(args.export_dir)
     sr = int(meta["input"]["sample_rate"])
     min_samples = meta["input"].get("min_samples")
+    clip = model_clip_samples(fn, meta)
+    plan = window_plan(args, clip, sr, min_samples)
+    common = dict(sr=sr, labels=labels, top=args.top, threshold=args.threshold,
+                  frame_seconds=meta.get("frame_seconds"))
     failed = 0
-    for path in args.audio:
-        try:
-            wav, _ = read_audio(path, sr=sr, mono=True, min_samples=min_samples)
-        except AudioError as e:
-            print(f"tf-scenes predict: skipping {e}", file=sys.stderr)
-            failed += 1
-            continue
-        try:
-            outputs = fn(waveform=tf.constant(wav[None, :]))
-        except tf.errors.InvalidArgumentError as e:  # the signature's input checks (older exports)
-            print(f"tf-scenes predict: skipping {path}: the model rejected the waveform: {_reason(e)}",
-                  file=sys.stderr)
-            failed += 1
-            continue
-        line = {"file": str(path), "sample_rate": sr, "seconds": round(len(wav) / sr, 3),
-                "outputs": describe(outputs, labels, args.top, args.threshold, len(wav) / sr,
-                                   meta.get("frame_seconds"))}
-        print(json.dumps(line), flush=True)
+    with summarised_warnings("tf-scenes predict"):
+        for path in args.audio:
+            try:
+                if plan is None:
+                    line = predict_file(fn, path, min_samples=min_samples, clip=clip, **common)
+                else:
+                    line = predict_windows(fn, path, window=plan[0], hop=plan[1], **common)
+            except (AudioError, _Skip) as e:
+                print(f"tf-scenes predict: skipping {e}", file=sys.stderr)
+                failed += 1
+                continue
+            print(dumps_json(line), flush=True)
     return 2 if failed else 0

@@ -8,7 +8,6 @@ evaluated and reused like a run of the study (tf_scenes.experiments.study).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from . import plan as dplan
@@ -45,7 +44,7 @@ def finetune_config(run_dir: Path, task: str, overrides=()) -> dplan.RunConfig:
 
 
 def run(args) -> int:
-    from tf_scenes.io_utils import ensure_writable_dir
+    from tf_scenes.io_utils import dumps_json, ensure_writable_dir
 
     from ..study import StudyEnv, cache_root, output_lock, train_or_reuse
     from . import STUDY
@@ -57,5 +56,5 @@ def run(args) -> int:
         data = dplan.Data({t: dplan.load_task(t, rc.data, rc.seed, cache) for t in rc.tasks}, None)
         env = StudyEnv(out, cache, STUDY, None)
         result = train_or_reuse(STUDY, dplan.run_spec(rc, in_plan=False), data, out, env)
-    print(json.dumps({"run_dir": str(out), **{k: v for k, v in result.metrics.items() if "/" not in k}}, indent=2))
+    print(dumps_json({"run_dir": str(out), **{k: v for k, v in result.metrics.items() if "/" not in k}}, indent=2))
     return 0

@@ -23,6 +23,7 @@ import importlib
 
 from .config import (
     FEATURE_CONFIGS,
+    MAX_ABS_SAMPLE,
     FeatureConfig,
     get_feature_config,
     min_input_samples,
@@ -41,8 +42,8 @@ _LAZY = {
     "mel_filterbank": "filters",
 }
 
-__all__ = ["FEATURE_CONFIGS", "FeatureConfig", "get_feature_config", "min_input_samples", "n_frames",
-           "output_shape",           "samples_for_seconds", *_LAZY]
+__all__ = ["FEATURE_CONFIGS", "MAX_ABS_SAMPLE", "FeatureConfig", "get_feature_config", "min_input_samples",
+           "n_frames", "output_shape", "samples_for_seconds", *_LAZY]
 
 
 def __getattr__(name):

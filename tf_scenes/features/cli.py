@@ -1,7 +1,8 @@
 """`tf-scenes features CONFIG AUDIO --out X.npy`: features of one audio file under a named config.
 
 The file is read as mono float32 (resampled once with soxr to the config's rate, with a logged
-warning) and its features, (frames, mel_bands, channels) float32, are written atomically as .npy.
+warning; with a fixed clip length only the samples used are decoded) and its features, (frames,
+mel_bands, channels) float32, are written atomically as .npy.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npy":
         raise ConfigError(f"--out {out}: the output must be a .npy file")
-    x, _ = read_audio(args.audio, sr=cfg.sample_rate, mono=True)
+    # A config with a fixed clip length uses only its first clip_samples: only those are decoded
+    # (cutting or zero-padding is logged).
+    x, _ = read_audio(args.audio, sr=cfg.sample_rate, mono=True, num_samples=cfg.clip_samples)
     n_frames(cfg, x.shape[0])  # ConfigError naming the config if the audio is too short
 
     from .frontend import extract

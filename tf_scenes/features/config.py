@@ -16,6 +16,16 @@ from typing import Literal, Optional
 
 from ..errors import ConfigError
 
+# The largest |sample| the front-end accepts (1 = full scale). The float32 power spectrum of a
+# frame overflows when (peak * sum(window))^2 > 3.4e38, i.e. from a peak of 1.8e19 / sum(window).
+# Measured (bisection over the peak of a DC, Nyquist and white-noise clip): the features first
+# become Inf / NaN at a peak of 1.8e16 for "two_stage" and "dcasenet" (a Nyquist tone: |X| =
+# 1024 peak), 1.1e18 for "weak_sed", 4.3e34 for "raw". 1e12 (240 dB above full scale) keeps
+# a margin of 10^4 over the measured worst case and stays safe for any STFT of up to 10^7
+# samples, while still admitting float files that hold unscaled integer values (int32 counts
+# stored as float reach 2.1e9). Such a peak means corrupt or unscaled data: readers reject it.
+MAX_ABS_SAMPLE = 1e12
+
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:

@@ -7,11 +7,14 @@ Layout: input (batch, samples) or (samples,) float32; output (batch, frames, mel
 example, so an example's features never depend on what else is in the batch.
 
 Bad input: a waveform of known length too short for one frame raises ConfigError (configs with
-``clip_samples`` zero-pad instead). :func:`extract` also rejects empty and non-finite waveforms
-(ValueError naming the sample). The graph ops do not test values (no CheckNumerics, so models stay
-TFLite-convertible): NaN / Inf propagate to the frames whose window holds them, and to the whole
-clip under per-clip scaling. Audio read by :mod:`tf_scenes.audio` never holds them, and the
-exported serving signature (:mod:`tf_scenes.export`) rejects them.
+``clip_samples`` zero-pad instead). :func:`extract` also rejects empty and non-finite waveforms and
+samples beyond ``MAX_ABS_SAMPLE`` (1e12; the power spectrum overflows float32 from about 1.8e16,
+see :mod:`tf_scenes.features.config`) with a ValueError naming the sample: for the waveforms it
+accepts, the features are always finite. The graph ops do not test values (no CheckNumerics, so
+models stay TFLite-convertible): NaN / Inf propagate to the frames whose window holds them, and to
+the whole clip under per-clip scaling; so do the Inf of an overflowing power spectrum. Audio read
+by :mod:`tf_scenes.audio` never holds such values, and the exported serving signature
+(:mod:`tf_scenes.export`) rejects NaN / Inf samples.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from .config import FeatureConfig, get_feature_config, n_frames, output_shape
+from .config import MAX_ABS_SAMPLE, FeatureConfig, get_feature_config, n_frames, output_shape
 from .filters import mel_filterbank, window
 
 
@@ -68,7 +71,8 @@ def fix_length(x: tf.Tensor, num_samples: int) -> tf.Tensor:
     pad = num_samples - tf.shape(x)[-1]
     paddings = [[0, 0]] * (x.shape.rank - 1) + [[0, pad]]
     x = tf.pad(x, paddings)
-    return tf.ensure_shape(x, x.shape[:-1].concatenate([num_samples]))
+    # The op's name lets `tf-scenes predict` find a SavedModel's fixed clip length in its graph.
+    return tf.ensure_shape(x, x.shape[:-1].concatenate([num_samples]), name="clip_samples")
 
 
 def pre_emphasis(x: tf.Tensor, coef: float, mode: str = "valid") -> tf.Tensor:
@@ -211,6 +215,13 @@ def extract(cfg, waveform: np.ndarray) -> np.ndarray:
         where = np.argwhere(~finite)[0]
         at = f"sample {where[-1]}" + (f" of example {where[0]}" if x.ndim == 2 else "")
         raise ValueError(f"waveform has a non-finite value (NaN or Inf) at {at}: features would be NaN")
+    big = np.abs(x) > MAX_ABS_SAMPLE
+    if big.any():
+        where = np.argwhere(big)[0]
+        at = f"sample {where[-1]}" + (f" of example {where[0]}" if x.ndim == 2 else "")
+        raise ValueError(f"waveform has the value {float(x[tuple(where)]):.3g} at {at}, beyond the front-end's "
+                         f"limit of {MAX_ABS_SAMPLE:.0e} (full scale is 1): its power spectrum could overflow "
+                         "to Inf and the features be NaN")
     n_frames(cfg, x.shape[-1])  # clear error for too-short input
     return tf_features(cfg, tf.constant(x)).numpy()
 

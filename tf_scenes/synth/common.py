@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import OutputDirError
-from ..io_utils import atomic_write_json, atomic_write_text, ensure_writable_dir
+from ..io_utils import atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def finish_root(root, core: dict, extra: dict | None = None) -> dict:
     manifest["n_files"] = len(files)
     manifest["n_bytes"] = int(sum(s for _, s in files))
     manifest["files"] = files
-    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, default=_json_default) + "\n")
+    atomic_write_text(root / MANIFEST, dumps_json(manifest, indent=1, default=_json_default) + "\n")
     (root / PARTIAL).unlink(missing_ok=True)
     return manifest
 

@@ -41,16 +41,18 @@ def clip_features(paths, batch: int = 16, progress: bool = True) -> np.ndarray:
     """(clips, 128) clip-mean log-mel energies of 44.1 kHz mono files (all of one length)."""
     from tqdm import tqdm
 
-    from ..audio import read_audio
+    from ..audio import read_audio, summarised_warnings
     from ..features import extract
 
     cfg = _feature_config()
     out = []
     paths = list(paths)
-    for i in tqdm(range(0, len(paths), batch), desc="features", unit="batch", disable=not progress, leave=False):
-        wav = np.stack([read_audio(p, sr=cfg.sample_rate, mono=True)[0] for p in paths[i:i + batch]])
-        f = extract(cfg, wav)  # (batch, frames, mels, 1)
-        out.append(f[..., 0].mean(axis=1))  # (batch, mels)
+    with summarised_warnings("synth report"):
+        for i in tqdm(range(0, len(paths), batch), desc="features", unit="batch", disable=not progress,
+                      leave=False):
+            wav = np.stack([read_audio(p, sr=cfg.sample_rate, mono=True)[0] for p in paths[i:i + batch]])
+            f = extract(cfg, wav)  # (batch, frames, mels, 1)
+            out.append(f[..., 0].mean(axis=1))  # (batch, mels)
     return np.concatenate(out, axis=0)
 
 

@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import ConfigError, OutputDirError
-from ..io_utils import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
+from ..io_utils import atomic_path, atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _write_checkpoint(model, path: Path, state: dict) -> None:
         _save_weights(model, tmp, include_optimizer=True)
         with h5py.File(tmp, "a") as f:
             g = f.create_group(STATE_GROUP)
-            g.attrs["state"] = json.dumps(state, default=_json_default)
+            g.attrs["state"] = dumps_json(state, default=_json_default)  # strict JSON; NaN noted under "nulls"
             seeds = g.create_group("seed_states")
             for i, v in enumerate(_random_state_variables(model)):
                 d = seeds.create_dataset(str(i), data=keras.ops.convert_to_numpy(v))
@@ -171,7 +171,7 @@ def read_checkpoint_state(path) -> dict | None:
     with h5py.File(path, "r") as f:
         if STATE_GROUP not in f:
             return None
-        return json.loads(f[STATE_GROUP].attrs["state"])
+        return loads_json(f[STATE_GROUP].attrs["state"])
 
 
 def _restore_checkpoint(model, path: Path) -> dict:

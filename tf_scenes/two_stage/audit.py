@@ -21,7 +21,6 @@ filename-joined fusion (79.36 %), each with the paper's device groups.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -204,7 +203,9 @@ def run(args) -> int:
     if ref is None:
         raise ConfigError("--reference-dir is required (no ../shared/reference beside the repository)")
     result = audit_fusion(ref)
-    text = json.dumps(result, indent=2)
+    from ..io_utils import dumps_json
+
+    text = dumps_json(result, indent=2)
     if getattr(args, "out", None):
         from ..io_utils import atomic_write_json, ensure_writable_dir
 

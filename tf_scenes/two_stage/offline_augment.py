@@ -31,7 +31,8 @@ import numpy as np
 
 from ..datasets.tau2020 import AscRecord
 from ..errors import DataFormatError
-from ..io_utils import atomic_save_npy, atomic_write_json, atomic_write_text, ensure_writable_dir
+from ..io_utils import (atomic_save_npy, atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir,
+                        loads_json, read_json)
 
 log = logging.getLogger(__name__)
 
@@ -169,24 +170,27 @@ def spectrum_correction_reference(records_or_pairs, read_fn: Callable | None = N
         raise DataFormatError("spectrum_correction_reference",
                               f"no parallel device-A / {'/'.join(devices)} pairs",
                               hint="pass training records of device A together with other devices")
+    from ..audio import summarised_warnings
+
     per_device = {}
-    for dev, pairs in grouped.items():
-        if max_pairs_per_device is not None and len(pairs) > max_pairs_per_device:
-            rng = rng if rng is not None else np.random.default_rng(0)
-            idx = np.sort(rng.choice(len(pairs), max_pairs_per_device, replace=False))
-            pairs = [pairs[i] for i in idx]
-        total = np.zeros(n_fft // 2 + 1)
-        for item_a, item_d in pairs:
-            xa = item_a if isinstance(item_a, np.ndarray) else read_fn(item_a)
-            xd = item_d if isinstance(item_d, np.ndarray) else read_fn(item_d)
-            n = min(len(xa), len(xd))
-            sa, sd = np.abs(stft(xa[:n], n_fft, hop)), np.abs(stft(xd[:n], n_fft, hop))
-            ok = sa > eps
-            ratio = np.where(ok, sd / np.where(ok, sa, 1.0), np.nan)  # (bins, frames)
-            has = ok.any(axis=1)
-            safe = np.where(has[:, None], ratio, 1.0)  # bins silent in every frame -> 1
-            total += np.nanmean(safe, axis=1) if reduce == "mean" else np.nanmedian(safe, axis=1)
-        per_device[dev] = (total / len(pairs)).astype(np.float32)
+    with summarised_warnings("spectrum-correction reference"):
+        for dev, pairs in grouped.items():
+            if max_pairs_per_device is not None and len(pairs) > max_pairs_per_device:
+                rng = rng if rng is not None else np.random.default_rng(0)
+                idx = np.sort(rng.choice(len(pairs), max_pairs_per_device, replace=False))
+                pairs = [pairs[i] for i in idx]
+            total = np.zeros(n_fft // 2 + 1)
+            for item_a, item_d in pairs:
+                xa = item_a if isinstance(item_a, np.ndarray) else read_fn(item_a)
+                xd = item_d if isinstance(item_d, np.ndarray) else read_fn(item_d)
+                n = min(len(xa), len(xd))
+                sa, sd = np.abs(stft(xa[:n], n_fft, hop)), np.abs(stft(xd[:n], n_fft, hop))
+                ok = sa > eps
+                ratio = np.where(ok, sd / np.where(ok, sa, 1.0), np.nan)  # (bins, frames)
+                has = ok.any(axis=1)
+                safe = np.where(has[:, None], ratio, 1.0)  # bins silent in every frame -> 1
+                total += np.nanmean(safe, axis=1) if reduce == "mean" else np.nanmedian(safe, axis=1)
+            per_device[dev] = (total / len(pairs)).astype(np.float32)
     ratio = np.mean(np.stack(list(per_device.values())), axis=0).astype(np.float32)
     return (ratio, per_device) if return_per_device else ratio
 
@@ -487,7 +491,7 @@ def _load_manifest(path: Path, key: str, root_out: Path) -> list[dict] | None:
     if not path.is_file():
         return None
     try:
-        man = json.loads(path.read_text())
+        man = read_json(path)
     except (json.JSONDecodeError, OSError):
         log.warning("%s: unreadable manifest, regenerating", path)
         return None
@@ -507,7 +511,7 @@ def _read_journal(path: Path, key: str, root_out: Path) -> dict[str, dict]:
         return done
     for line in path.read_text().splitlines():
         try:
-            e = json.loads(line)
+            e = loads_json(line)
         except json.JSONDecodeError:
             continue  # a line cut by an interruption
         if e.get("key") == key and (root_out / e["filename"]).is_file():
@@ -519,7 +523,7 @@ def _run_kind(kind, key, sources, by_scene, root_out, cfg, seed, sr, read_fn, ra
     """Generate one kind's clips, appending each finished clip to the kind's journal."""
     from tqdm.auto import tqdm
 
-    from ..audio import write_audio
+    from ..audio import summarised_warnings, write_audio
 
     journal = root_out / "manifests" / f"{kind}.journal.jsonl"
     journal.parent.mkdir(parents=True, exist_ok=True)
@@ -527,8 +531,8 @@ def _run_kind(kind, key, sources, by_scene, root_out, cfg, seed, sr, read_fn, ra
     if resumed:
         log.info("%s: resuming, %d clips already done", kind, len(resumed))
     entries = []
-    with open(journal, "a") as jf, tqdm(total=len(sources), desc=f"augment {kind}", disable=not progress,
-                                         unit="clip") as bar:
+    with summarised_warnings(f"augment {kind}"), open(journal, "a") as jf, \
+            tqdm(total=len(sources), desc=f"augment {kind}", disable=not progress, unit="clip") as bar:
         for src in sources:
             if src.filename in resumed:
                 entries.append(resumed[src.filename])
@@ -564,9 +568,9 @@ def _run_kind(kind, key, sources, by_scene, root_out, cfg, seed, sr, read_fn, ra
             write_audio(root_out / name, y * gain, sr, subtype="PCM_24")
             entry = {"filename": name, "source": src.filename, "scene": src.scene, "kind": kind,
                      "seed": clip_seed, "params": params, **extra, "write_gain": gain}
-            jf.write(json.dumps({"key": key, **entry}, default=_json_default) + "\n")
+            jf.write(dumps_json({"key": key, **entry}, default=_json_default) + "\n")
             jf.flush()
-            entries.append(json.loads(json.dumps(entry, default=_json_default)))
+            entries.append(loads_json(dumps_json(entry, default=_json_default)))
             bar.update(1)
     return entries
 

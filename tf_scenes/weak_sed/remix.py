@@ -195,11 +195,11 @@ def rms(x: np.ndarray) -> float:
 
 
 def _read(path: Path, sr: int) -> np.ndarray:
-    # read_audio(sr=...) would log a warning per resampled file (thousands here); resample quietly.
-    from ..audio import read_audio, resample_audio
+    # Resampled with soxr inside read_audio (the same samples as resampling the mono signal);
+    # build_remix summarises the per-file warnings (thousands of files) in one line per kind.
+    from ..audio import read_audio
 
-    x, file_sr = read_audio(path)
-    return resample_audio(x, file_sr, sr) if file_sr != sr else x
+    return read_audio(path, sr=sr)[0]
 
 
 def load_sources(mixture: Mixture, events_root, scenes_root, sr: int = SAMPLE_RATE
@@ -361,7 +361,7 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
     """
     from tqdm import tqdm
 
-    from ..audio import write_audio
+    from ..audio import summarised_warnings, write_audio
     from ..io_utils import atomic_write_json, atomic_write_text, ensure_writable_dir
 
     snrs = [float(s) for s in snrs]
@@ -407,13 +407,14 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
             stale.unlink()  # an interrupted rebuild must not look complete
         (folders[s] / "audio").mkdir(parents=True, exist_ok=True)
 
-    for mixture in tqdm(mixtures, desc=f"remix {', '.join(snr_dirname(s) for s in todo)}",
-                        unit="mix", disable=not progress):
-        scene, clips = load_sources(mixture, events_root, scenes_root, sr)
-        for s in todo:
-            parts = mix_components(scene, clips, mixture, s, sr)
-            write_audio(folders[s] / "audio" / f"{mixture.name}.wav", parts["normalised"], sr,
-                        subtype="PCM_16")
+    with summarised_warnings("remix sources"):
+        for mixture in tqdm(mixtures, desc=f"remix {', '.join(snr_dirname(s) for s in todo)}",
+                            unit="mix", disable=not progress):
+            scene, clips = load_sources(mixture, events_root, scenes_root, sr)
+            for s in todo:
+                parts = mix_components(scene, clips, mixture, s, sr)
+                write_audio(folders[s] / "audio" / f"{mixture.name}.wav", parts["normalised"], sr,
+                            subtype="PCM_16")
     for s in todo:
         atomic_write_text(folders[s] / "mixture.yaml", yaml_text)
         atomic_write_json(folders[s] / "manifest.json", manifests[s])  # last: marks it complete
