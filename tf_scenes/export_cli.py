@@ -20,22 +20,50 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", type=Path, help="model run folder (model.json) or two-stage study folder")
-    parser.add_argument("--out", type=Path, required=True, help="export folder (replaced if it exists)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="export folder: new, empty, or an earlier tf-scenes export (replaced once the new one "
+                             "is complete); anything else is refused")
     parser.add_argument("--tflite", action="store_true",
                         help="also write model.tflite (built-in ops only), checked against the Keras outputs")
+
+
+def read_study(study_dir: Path) -> dict:
+    """The config.yaml of a two-stage study folder, checked for the ensembles to export."""
+    import yaml
+
+    from .errors import DataFormatError
+
+    path = study_dir / "config.yaml"
+    try:
+        cfg = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise DataFormatError(path, f"cannot read the study config: {e.strerror or e}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise DataFormatError(path, f"unreadable study config: {str(e).splitlines()[0]}") from None
+    if not isinstance(cfg, dict):
+        raise DataFormatError(path, "the study config must be a mapping")
+    models = cfg.get("models")
+    for key in ("ensemble10", "ensemble3"):
+        names = cfg.get(key)
+        if not names:
+            raise TFScenesError(f"{study_dir}: study config lists no ensembles to export")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise DataFormatError(path, f"{key}: expected a list of model run names, got {names!r}")
+        for n in names:  # names are folder names under runs/, never paths
+            if n in ("", ".", "..") or "/" in n or "\\" in n:
+                raise DataFormatError(path, f"{key}: {n!r} is not a run name")
+            if isinstance(models, dict) and not isinstance(models.get(n), dict):
+                raise DataFormatError(path, f"{key}: {n!r} is not one of the study's models")
+    return cfg
 
 
 def _study_models(study_dir: Path):
     from .model_io import load_run_model
 
-    info = json.loads((study_dir / "study.json").read_text())
-    cfg = json.loads(json.dumps(__import__("yaml").safe_load((study_dir / "config.yaml").read_text())))
-    m10 = cfg.get("ensemble10") or []
-    m3 = cfg.get("ensemble3") or []
-    if not m10 or not m3:
-        raise TFScenesError(f"{study_dir}: study config lists no ensembles to export")
+    cfg = read_study(study_dir)
+    m10, m3 = cfg["ensemble10"], cfg["ensemble3"]
     load = lambda n: load_run_model(study_dir / "runs" / n)[0]  # noqa: E731
-    return {n: load(n) for n in m10}, {n: load(n) for n in m3}, info
+    return {n: load(n) for n in m10}, {n: load(n) for n in m3}
 
 
 def family_model(run_dir: Path):
@@ -84,19 +112,20 @@ def export_run(run_dir: Path, out: Path) -> tuple[Path, object]:
         path = export_saved_model(model, out, sample_rate=card["sample_rate"], labels=labels,
                                   metadata={"family": card["family"], "builder": card["builder"],
                                             "runs": [str(run_dir.resolve())], **extra},
-                                  min_samples=min_samples)
+                                  min_samples=min_samples, sources=[run_dir])
         return path, model
     if (run_dir / "study.json").exists() and (run_dir / "runs").is_dir():
         from .datasets.tau2020 import BROAD_CLASSES, SCENES
 
-        m10, m3, _ = _study_models(run_dir)
+        m10, m3 = _study_models(run_dir)
         system = two_stage_system(m10, m3)
         card = read_model_card(run_dir / "runs" / next(iter(m10)))
         path = export_saved_model(
             system, out, sample_rate=card["sample_rate"],
             labels={"scene": list(SCENES), "broad": list(BROAD_CLASSES), "fused": list(SCENES)},
             metadata={"family": "two_stage", "members_10class": list(m10), "members_3class": list(m3),
-                      "runs": [str((run_dir / "runs" / n).resolve()) for n in [*m10, *m3]]})
+                      "runs": [str((run_dir / "runs" / n).resolve()) for n in [*m10, *m3]]},
+            sources=[run_dir])
         return path, system
     raise TFScenesError(f"{run_dir}: neither a model run folder (model.json) nor a two-stage study folder (study.json)")
 

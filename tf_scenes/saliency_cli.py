@@ -35,31 +35,73 @@ def add_arguments(parser) -> None:
 
 def resolve_runs(path: Path) -> list[Path]:
     """Run folders to explain: one model, or [3-class, 10-class] for a two-stage study/export."""
+    from .model_io import read_model_card
+
     path = Path(path)
     if (path / "model.json").exists():
         return [path]
     if (path / "study.json").exists() and (path / "runs").is_dir():
-        import yaml
+        from .export_cli import read_study
 
-        cfg = yaml.safe_load((path / "config.yaml").read_text())
-        pick = lambda names: next((n for n in names if cfg["models"][n]["arch"] == "resnet"), names[0])  # noqa: E731
+        cfg = read_study(path)
+        models = cfg.get("models") if isinstance(cfg.get("models"), dict) else {}
+        pick = lambda names: next((n for n in names if (models.get(n) or {}).get("arch") == "resnet"),  # noqa: E731
+                                  names[0])
         return [path / "runs" / pick(cfg["ensemble3"]), path / "runs" / pick(cfg["ensemble10"])]
-    meta_file = path / "assets.extra" / "metadata.json"
-    if meta_file.exists():
-        runs = [Path(r) for r in json.loads(meta_file.read_text()).get("runs", [])]
+    if (path / "assets.extra" / "metadata.json").exists():
+        from .export import read_export_metadata
+
+        meta, _ = read_export_metadata(path)
+        runs = [Path(r) for r in meta.get("runs") or ([meta["run"]] if isinstance(meta.get("run"), str) else [])]
         missing = [str(r) for r in runs if not (r / "model.json").exists()]
         if not runs or missing:
             raise TFScenesError(f"{path}: the export does not point at readable run folders "
                                 f"({', '.join(missing) or 'none recorded'}); pass a run folder instead")
         if len(runs) == 1:
             return runs
-        cards = [json.loads((r / "model.json").read_text()) for r in runs]
+        cards = [read_model_card(r) for r in runs]
         by_classes = {len(next(iter(c["outputs"].values()))): r for c, r in zip(cards, runs)
                       if c["builder"].endswith("resnet")}
         if 3 in by_classes and 10 in by_classes:
             return [by_classes[3], by_classes[10]]
         return runs[:1]
     raise TFScenesError(f"{path}: not a model run folder, two-stage study folder or tf-scenes export")
+
+
+def check_out(out: Path) -> Path:
+    """Fail before any work when the figure cannot be written at `out` (OutputDirError)."""
+    from .errors import OutputDirError
+    from .io_utils import ensure_writable_dir
+
+    out = Path(out)
+    if out.is_dir():
+        raise OutputDirError(f"{out}: is a directory; --out takes the figure's file name (e.g. fig.png)")
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), min_free_bytes=16 * 2**20)
+    return out
+
+
+def _brief(names: list[str], n: int = 8) -> str:
+    """The layer names, or the last `n` of them (nearest the output, where saliency is usually taken)."""
+    if len(names) <= n:
+        return ", ".join(names) or "none"
+    return f"({len(names)}, the last {n}) {', '.join(names[-n:])}"
+
+
+def check_layer(model, run_dir: Path, layer: str, method: str, n_classes: int | None) -> None:
+    """TFScenesError naming the run unless `layer` exists in `model` and suits `method`."""
+    from . import saliency
+
+    if layer not in [lay.name for lay in model.layers]:
+        raise TFScenesError(f"{run_dir}: the model has no layer {layer!r}; conv layers to explain: "
+                            f"{_brief(saliency.layer_names(model))}")
+    try:
+        channels = model.get_layer(layer).output.shape[-1]
+    except (AttributeError, ValueError):  # a layer without a single output tensor
+        raise TFScenesError(f"{run_dir}: layer {layer!r} has no single output to explain; conv layers: "
+                            f"{_brief(saliency.layer_names(model))}") from None
+    if method == "cam" and n_classes is not None and channels != n_classes:
+        raise TFScenesError(f"{run_dir}: CAM needs a class-map layer with one channel per class ({n_classes}); "
+                            f"{layer!r} has {channels}: use --method gradcam, or --layer a class-map layer")
 
 
 def model_input(card: dict, wav: np.ndarray) -> np.ndarray:
@@ -116,11 +158,20 @@ def explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=N
         if not convs:
             raise TFScenesError(f"{run_dir}: no conv layer to explain; pass --layer")
         layer = convs[-1]
+    names = outputs.get(output) if output else next(iter(outputs.values()))
+    check_layer(model, run_dir, layer, method, len(names) if names else None)
     x = model_input(card, wav)
     pred = model(x, training=False)
     scores = pred[output] if isinstance(pred, dict) else pred
     c, cname = _class_index(card, output, class_arg, scores)
-    fn = saliency.cam if method == "cam" else saliency.grad_cam
+    saliency_fn = saliency.cam if method == "cam" else saliency.grad_cam
+
+    def fn(*a, **kw):
+        try:
+            return saliency_fn(*a, **kw)
+        except ValueError as e:  # e.g. the chosen output does not depend on the layer
+            raise TFScenesError(f"{run_dir}: {e}") from None
+
     if card["input"] == "waveform":  # windows of raw audio: stitch the per-window time maps
         maps = fn(model, x, layer, class_index=c, output=output)  # (windows, samples)
         m = _stitch(maps, card, len(wav))
@@ -167,11 +218,15 @@ def _display_spectrogram(wav: np.ndarray, sr: int) -> np.ndarray:
 def run(args) -> int:
     from . import plots
     from .audio import read_audio
-
-    runs = resolve_runs(args.run_dir)
     from .model_io import read_model_card
 
-    sr = read_model_card(runs[0])["sample_rate"]
+    check_out(args.out)
+    runs = resolve_runs(args.run_dir)
+    first = read_model_card(runs[0])
+    sr = first["sample_rate"]
+    filters = None
+    if first["family"] == "raw_waveform":  # a second figure beside --out
+        filters = check_out(Path(args.out).with_name(Path(args.out).stem + "_filters.png"))
     wav, _ = read_audio(args.audio, sr=sr, mono=True)
     spec, panels = None, []
     for r in runs:
@@ -191,13 +246,12 @@ def run(args) -> int:
         panels += p
     path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}")
     result = {"figure": str(path), "runs": [str(r) for r in runs], "panels": [t for t, _ in panels]}
-    if card["family"] == "raw_waveform":  # the first layer's filters are what the model listens with
+    if filters is not None:  # the first layer's filters are what the model listens with
         from experiments.raw_waveform_report import filter_figure
 
         from .model_io import load_run_model
 
         model, _ = load_run_model(runs[0])
-        filters = Path(args.out).with_name(Path(args.out).stem + "_filters.png")
         result["filters"] = str(filter_figure(model, filters, f"{runs[0].name}: first-layer filter responses",
                                               card["sample_rate"]))
     print(json.dumps(result))
