@@ -252,8 +252,11 @@ def test_embed_command_writes_npz(study, tiny_esc50, tmp_path):
 def test_embed_rejects_other_families_and_clashing_names(tmp_path):
     from tf_scenes.errors import TFScenesError
 
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "model.json").write_text(json.dumps({"family": "two_stage", "input": "features"}))
+    from tf_scenes.model_io import write_model_card
+    from tf_scenes.two_stage.model import TwoStageModelConfig
+
+    write_model_card(tmp_path / "run", family="two_stage", builder="two_stage_resnet", config=TwoStageModelConfig(),
+                     feature_config="two_stage", outputs={"scene": ["airport"]})
     with pytest.raises(TFScenesError, match="raw-waveform run folder"):
         embed.load_embedding_model(tmp_path / "run")
     with pytest.raises(ConfigError, match="both write a.npz"):

@@ -242,7 +242,7 @@ def test_samples_up_to_the_limit_are_kept_with_the_full_scale_warning(tmp_path, 
 
 
 def test_decode_dataset_rejects_extreme_samples_while_decoding(tmp_path):
-    from pipelines import audio as paudio
+    from tf_scenes.pipelines import audio as paudio
 
     x = _tone()
     x[4000] = 1e20
@@ -301,7 +301,7 @@ def _in_thread(fn, timeout: float = 20.0):
 
 
 def test_symlink_loops_broken_links_fifos_and_devices_are_named_as_such(tmp_path):
-    from pipelines import audio as paudio
+    from tf_scenes.pipelines import audio as paudio
 
     cases = _special_files(tmp_path)
     assert _in_thread(lambda: audio.read_audio(tmp_path / "link.wav"))[0].shape == (8000,)
@@ -364,7 +364,7 @@ def test_summaries_are_per_thread_and_logged_even_on_error(tmp_path, caplog):
 def test_decode_dataset_counts_in_the_active_summary(tmp_path, caplog):
     """decode_dataset's warnings (from the headers when built; beyond full scale while decoding in
     tf.data threads) land in the summarised_warnings block active when the dataset is built."""
-    from pipelines import audio as paudio
+    from tf_scenes.pipelines import audio as paudio
 
     paths = [_wav(tmp_path / "short.wav", _tone(4000)), _wav(tmp_path / "st.wav", _tone(16000, 2)),
              _wav(tmp_path / "loud16k.wav", _tone(20000) * 3, sr=16000, subtype="FLOAT")]
@@ -394,7 +394,7 @@ def test_fixed_length_reads_decode_only_the_samples_used(tmp_path, monkeypatch):
     frames needed are asked of soundfile (plus a resampling margin), and memory stays small."""
     import tracemalloc
 
-    from pipelines import audio as paudio
+    from tf_scenes.pipelines import audio as paudio
 
     rng = np.random.default_rng(0)
     at8k = _wav(tmp_path / "long8k.wav", rng.uniform(-0.5, 0.5, 8000 * 600).astype(np.float32))

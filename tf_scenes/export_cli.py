@@ -7,7 +7,6 @@ contract says (tf_scenes.families), or a folder of a system of runs (the two-sta
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -20,7 +19,9 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", type=Path, help="model run folder (model.json) or a system folder (the two-stage study folder)")
-    parser.add_argument("--out", type=Path, required=True, help="export folder (replaced if it exists)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="export folder: new, empty, or an earlier tf-scenes export (replaced once the new one "
+                             "is complete); anything else is refused")
     parser.add_argument("--tflite", action="store_true",
                         help="also write model.tflite (built-in ops only), checked against the Keras outputs")
 
@@ -63,7 +64,7 @@ def export_run(run_dir: Path, out: Path, metadata: dict | None = None) -> tuple[
         meta = {"family": card["family"], "builder": card["builder"], "runs": [str(run_dir.resolve())], **meta}
     meta.update(metadata or {})
     path = export_saved_model(spec.model, out, sample_rate=spec.sample_rate, labels=dict(spec.labels),
-                              metadata=meta, min_samples=spec.min_samples)
+                              metadata=meta, min_samples=spec.min_samples, sources=[run_dir])
     return path, spec.model
 
 
@@ -124,5 +125,7 @@ def run(args) -> int:
 
         meta, _ = read_export_metadata(path)
         result["tflite"] = convert_tflite(path, model, meta["input"]["sample_rate"])
-    print(json.dumps(result))
+    from .io_utils import dumps_json
+
+    print(dumps_json(result))
     return 0

@@ -21,6 +21,11 @@ def _save(fig, path) -> Path:
     from .io_utils import atomic_path
 
     path = Path(path)
+    if path.is_dir():  # atomic_path's final rename would fail with a bare IsADirectoryError
+        from .errors import OutputDirError
+
+        _plt().close(fig)
+        raise OutputDirError(f"{path}: is a directory; a figure needs a file name (e.g. fig.png)")
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     _plt().close(fig)

@@ -1,9 +1,13 @@
-"""A small model registry: register builders by name, build by name, list names.
+"""A small model registry: register builders by name with their config dataclass, build by name.
 
-    @register("fcnn")
-    def build_fcnn(cfg) -> keras.Model: ...
+    @register("fcnn", config=FcnnConfig)
+    def build_fcnn(cfg: FcnnConfig) -> keras.Model: ...
 
     model = build("fcnn", cfg)
+    config_class("fcnn")  # FcnnConfig
+
+The registry is the allow-list that model cards are resolved against: a card names a builder, and
+the builder's config class comes from here, never from a module named in the card.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ def _model_modules() -> list[str]:
 class _Registry:
     def __init__(self):
         self._builders: dict[str, Callable] = {}
+        self._configs: dict[str, type | None] = {}
         self._loaded = False
 
-    def register(self, name: str):
+    def register(self, name: str, *, config: type | None = None):
+        """Decorator: register `fn` as builder `name`, taking a `config` dataclass instance."""
         def deco(fn):
-            if name in self._builders and self._builders[name] is not fn:
+            if name in self._builders and (self._builders[name] is not fn or self._configs[name] is not config):
                 raise KeyError(f"model {name!r} is already registered")
             self._builders[name] = fn
+            self._configs[name] = config
             return fn
 
         return deco
@@ -45,11 +52,19 @@ class _Registry:
                     raise
         self._loaded = True
 
-    def build(self, name: str, *args, **kwargs):
+    def _check(self, name) -> None:
         self._load()
-        if name not in self._builders:
+        if not isinstance(name, str) or name not in self._builders:
             raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(self._builders))}")
+
+    def build(self, name: str, *args, **kwargs):
+        self._check(name)
         return self._builders[name](*args, **kwargs)
+
+    def config_class(self, name: str) -> type | None:
+        """The config dataclass builder `name` was registered with (None if it takes none)."""
+        self._check(name)
+        return self._configs[name]
 
     def list_models(self) -> list[str]:
         self._load()
@@ -59,4 +74,5 @@ class _Registry:
 _REGISTRY = _Registry()
 register = _REGISTRY.register
 build = _REGISTRY.build
+config_class = _REGISTRY.config_class
 list_models = _REGISTRY.list_models

@@ -12,7 +12,6 @@ the weak-SED model's own attention maps beside Grad-CAM, Grad-CAM over time for 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -45,15 +44,53 @@ def resolve_runs(path: Path) -> list[Path]:
         runs = family.saliency_runs(path) if family.saliency_runs else None
         if runs:
             return list(runs)
-    meta_file = path / "assets.extra" / "metadata.json"
-    if meta_file.exists():
-        runs = [Path(r) for r in json.loads(meta_file.read_text()).get("runs", [])]
+    if (path / "assets.extra" / "metadata.json").exists():
+        from .export import read_export_metadata
+
+        meta, _ = read_export_metadata(path)
+        runs = [Path(r) for r in meta.get("runs") or ([meta["run"]] if isinstance(meta.get("run"), str) else [])]
         missing = [str(r) for r in runs if not (r / "model.json").exists()]
         if not runs or missing:
             raise TFScenesError(f"{path}: the export does not point at readable run folders "
                                 f"({', '.join(missing) or 'none recorded'}); pass a run folder instead")
         return runs[:1]
     raise TFScenesError(f"{path}: not a model run folder, a system folder or a tf-scenes export")
+
+
+def check_out(out: Path) -> Path:
+    """Fail before any work when the figure cannot be written at `out` (OutputDirError)."""
+    from .errors import OutputDirError
+    from .io_utils import ensure_writable_dir
+
+    out = Path(out)
+    if out.is_dir():
+        raise OutputDirError(f"{out}: is a directory; --out takes the figure's file name (e.g. fig.png)")
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."), min_free_bytes=16 * 2**20)
+    return out
+
+
+def _brief(names: list[str], n: int = 8) -> str:
+    """The layer names, or the last `n` of them (nearest the output, where saliency is usually taken)."""
+    if len(names) <= n:
+        return ", ".join(names) or "none"
+    return f"({len(names)}, the last {n}) {', '.join(names[-n:])}"
+
+
+def check_layer(model, run_dir: Path, layer: str, method: str, n_classes: int | None) -> None:
+    """TFScenesError naming the run unless `layer` exists in `model` and suits `method`."""
+    from . import saliency
+
+    if layer not in [lay.name for lay in model.layers]:
+        raise TFScenesError(f"{run_dir}: the model has no layer {layer!r}; conv layers to explain: "
+                            f"{_brief(saliency.layer_names(model))}")
+    try:
+        channels = model.get_layer(layer).output.shape[-1]
+    except (AttributeError, ValueError):  # a layer without a single output tensor
+        raise TFScenesError(f"{run_dir}: layer {layer!r} has no single output to explain; conv layers: "
+                            f"{_brief(saliency.layer_names(model))}") from None
+    if method == "cam" and n_classes is not None and channels != n_classes:
+        raise TFScenesError(f"{run_dir}: CAM needs a class-map layer with one channel per class ({n_classes}); "
+                            f"{layer!r} has {channels}: use --method gradcam, or --layer a class-map layer")
 
 
 def model_input(card: dict, wav: np.ndarray) -> np.ndarray:
@@ -110,11 +147,20 @@ def explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=N
         if not convs:
             raise TFScenesError(f"{run_dir}: no conv layer to explain; pass --layer")
         layer = convs[-1]
+    names = outputs.get(output) if output else next(iter(outputs.values()))
+    check_layer(model, run_dir, layer, method, len(names) if names else None)
     x = model_input(card, wav)
     pred = model(x, training=False)
     scores = pred[output] if isinstance(pred, dict) else pred
     c, cname = _class_index(card, output, class_arg, scores)
-    fn = saliency.cam if method == "cam" else saliency.grad_cam
+    saliency_fn = saliency.cam if method == "cam" else saliency.grad_cam
+
+    def fn(*a, **kw):
+        try:
+            return saliency_fn(*a, **kw)
+        except ValueError as e:  # e.g. the chosen output does not depend on the layer
+            raise TFScenesError(f"{run_dir}: {e}") from None
+
     if card["input"] == "waveform":  # windows of raw audio: stitch the per-window time maps
         maps = fn(model, x, layer, class_index=c, output=output)  # (windows, samples)
         m = _stitch(maps, card, len(wav))
@@ -162,8 +208,10 @@ def run(args) -> int:
     from . import plots
     from .audio import read_audio
     from .families import get
+    from .io_utils import dumps_json
     from .model_io import read_model_card
 
+    check_out(args.out)
     runs = resolve_runs(args.run_dir)
     sr = read_model_card(runs[0])["sample_rate"]
     wav, _ = read_audio(args.audio, sr=sr, mono=True)
@@ -188,5 +236,5 @@ def run(args) -> int:
 
         result.update({k: str(v) for k, v in family.saliency_extra(runs[0], load_run_model(runs[0])[0],
                                                                     Path(args.out)).items()})
-    print(json.dumps(result))
+    print(dumps_json(result))
     return 0

@@ -355,19 +355,19 @@ def _variant(version: str, cfg: DcaseNetConfig | None, overrides: dict) -> Dcase
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 
-@register("dcasenet_v1")
+@register("dcasenet_v1", config=DcaseNetConfig)
 def build_dcasenet_v1(cfg: DcaseNetConfig | None = None, **overrides) -> keras.Model:
     """DcaseNet-v1 (``VARIANTS["v1"]`` unless a config is given; keyword overrides replace fields)."""
     return build_dcasenet(_variant("v1", cfg, overrides))
 
 
-@register("dcasenet_v2")
+@register("dcasenet_v2", config=DcaseNetConfig)
 def build_dcasenet_v2(cfg: DcaseNetConfig | None = None, **overrides) -> keras.Model:
     """DcaseNet-v2 (``VARIANTS["v2"]`` unless a config is given)."""
     return build_dcasenet(_variant("v2", cfg, overrides))
 
 
-@register("dcasenet_v3")
+@register("dcasenet_v3", config=DcaseNetConfig)
 def build_dcasenet_v3(cfg: DcaseNetConfig | None = None, **overrides) -> keras.Model:
     """DcaseNet-v3, the released model (``VARIANTS["v3"]`` unless a config is given)."""
     return build_dcasenet(_variant("v3", cfg, overrides))

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ..audio import read_audio
     from ..config import apply_overrides, from_dict
-    from ..errors import ConfigError
+    from ..errors import ConfigError, OutputDirError
     from ..io_utils import atomic_save_npy, ensure_writable_dir
     from .config import FeatureConfig, config_to_dict, get_feature_config, n_frames
 
@@ -32,6 +32,8 @@ def run(args) -> int:
     if args.overrides:
         cfg = from_dict(FeatureConfig, apply_overrides(config_to_dict(cfg), args.overrides), prefix="features")
     out = Path(args.out)
+    if out.is_dir():
+        raise OutputDirError(f"{out}: is a directory; --out takes the .npy file to write (e.g. {out / 'x.npy'})")
     if out.suffix != ".npy":
         raise ConfigError(f"--out {out}: the output must be a .npy file")
     # A config with a fixed clip length uses only its first clip_samples: only those are decoded

@@ -482,7 +482,7 @@ def _variant_builder(variant: str):
     return build
 
 
-register("raw_waveform")(build_raw_waveform)
+register("raw_waveform", config=RawWaveformConfig)(build_raw_waveform)
 for _variant in ("mean", "lstm", "gru"):
-    register(f"raw_waveform_{_variant}")(_variant_builder(_variant))
+    register(f"raw_waveform_{_variant}", config=RawWaveformConfig)(_variant_builder(_variant))
 del _variant

@@ -208,7 +208,7 @@ def resnet_path(x, base, name, cfg):
     return x  # (batch, time / 16, freq / 2, 8 * base)
 
 
-@register("two_stage_resnet")
+@register("two_stage_resnet", config=TwoStageModelConfig)
 def build_resnet(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     """Two-path ResNet (paper Sec. 2.2, after McDonnell & Gao 2020); 10-class base 48, 3-class 24."""
     cfg = _check_arch(cfg, "resnet")
@@ -267,7 +267,7 @@ def _dropout(x, cfg, name):
     return layers.Dropout(rate, name=name)(x) if rate > 0 else x
 
 
-@register("two_stage_fcnn")
+@register("two_stage_fcnn", config=TwoStageModelConfig)
 def build_fcnn(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     """FCNN with channel attention (paper Sec. 2.2): 9 convs, widths [48, 96, 192] x channels."""
     cfg = _check_arch(cfg, "fcnn")
@@ -290,7 +290,7 @@ def build_fcnn(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"two_stage_fcnn_{cfg.num_classes}class")
 
 
-@register("two_stage_fsfcnn")
+@register("two_stage_fsfcnn", config=TwoStageModelConfig)
 def build_fsfcnn(cfg: TwoStageModelConfig | None = None) -> keras.Model:
     """Frequency sub-sampling FCNN (paper Sec. 2.2): widths 48, 96, 512, 768, frequency pooled
     only in blocks 1-2 (later pools stride time only)."""

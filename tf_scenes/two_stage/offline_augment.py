@@ -591,7 +591,7 @@ def _cached_ratio(records, root_out: Path, cfg: OfflineAugmentConfig, read_fn, s
                  "n_fft": N_FFT, "hop": HOP})
     path = root_out / "manifests" / f"spectrum_correction_ratio-{key[:16]}.npy"
     if path.is_file():
-        return np.load(path)
+        return np.load(path, allow_pickle=False)
     ratio = spectrum_correction_reference(records, read_fn, devices=cfg.spectrum_devices,
                                           max_pairs_per_device=cfg.spectrum_max_pairs,
                                           rng=np.random.default_rng(seed), sr=sr,

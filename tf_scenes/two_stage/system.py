@@ -36,7 +36,7 @@ def read_system_file(folder) -> dict:
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise TFScenesError(f"{path}: unreadable ({e})") from e
+        raise TFScenesError(f"{path}: unreadable ({e})") from None
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) and doc[k]
                                             for k in ("members_10class", "members_3class")):
         raise TFScenesError(f"{path}: expected members_10class and members_3class lists of run folders")
@@ -107,10 +107,14 @@ def saliency_runs(folder):
         members = read_system_file(folder)
         runs3, runs10 = members["3"], members["10"]
     else:
-        meta = folder / "assets.extra" / "metadata.json"
-        if not meta.is_file():
+        if not (folder / "assets.extra" / "metadata.json").is_file():
             return None
-        runs = [Path(r) for r in json.loads(meta.read_text()).get("runs", [])]
+        from ..export import read_export_metadata
+
+        meta, _ = read_export_metadata(folder)
+        if meta.get("family") != "two_stage":
+            return None
+        runs = [Path(r) for r in meta.get("runs") or []]
         if len(runs) < 2:
             return None
         missing = [str(r) for r in runs if not (r / "model.json").is_file()]

@@ -294,7 +294,7 @@ def _check_model(cfg, model):
 # 2APAE
 # --------------------------------------------------------------------------------------------
 
-@register("weak_sed_2apae")
+@register("weak_sed_2apae", config=WeakSedConfig)
 def build_2apae(cfg: WeakSedConfig | None = None) -> keras.Model:
     """2APAE: CNN encoder, two-step attention pooling, auxiliary decoder (weak_sed.md "Model").
 
@@ -364,22 +364,22 @@ def build_vggish_pooling(cfg: WeakSedConfig) -> keras.Model:
     return keras.Model(inputs, {"clip": clip, "class_map": cmap}, name=f"weak_sed_{cfg.model}")
 
 
-@register("weak_sed_gap")
+@register("weak_sed_gap", config=WeakSedConfig)
 def build_gap(cfg: WeakSedConfig | None = None) -> keras.Model:
     return build_vggish_pooling(_check_model(cfg, "gap"))
 
 
-@register("weak_sed_gmp")
+@register("weak_sed_gmp", config=WeakSedConfig)
 def build_gmp(cfg: WeakSedConfig | None = None) -> keras.Model:
     return build_vggish_pooling(_check_model(cfg, "gmp"))
 
 
-@register("weak_sed_gwrp")
+@register("weak_sed_gwrp", config=WeakSedConfig)
 def build_gwrp(cfg: WeakSedConfig | None = None) -> keras.Model:
     return build_vggish_pooling(_check_model(cfg, "gwrp"))
 
 
-@register("weak_sed_dilated_attention")
+@register("weak_sed_dilated_attention", config=WeakSedConfig)
 def build_dilated_attention(cfg: WeakSedConfig | None = None) -> keras.Model:
     """Dilated CNN (5x5 convs, dilation 1/2/4, widths 64/128/256) with attention pooling clamped
     to [0.1, 0.9] (weak_sed.md "Model", baselines; reference ``AttrousCNN_2DAttention``).
