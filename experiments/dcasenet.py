@@ -243,7 +243,15 @@ def dataset_root(data: DataConfig, task: str) -> Path:
         return Path(explicit)
     if data.root:
         cand = Path(data.root) / DATASET_DIRS[task]
-        return cand if cand.is_dir() else Path(data.root)
+        if not cand.is_dir():
+            from tf_scenes.errors import ConfigError
+
+            absent = [t for t in TASKS
+                      if not getattr(data, f"{t}_root") and not (Path(data.root) / DATASET_DIRS[t]).is_dir()]
+            raise ConfigError(f"data.root {data.root}: no {', '.join(DATASET_DIRS[t] for t in absent)} folder in it "
+                              f"(looked for {', '.join(DATASET_DIRS[t] for t in TASKS)}); pass each dataset's "
+                              "own root: " + " ".join(f"--set data.{t}_root=DIR" for t in absent))
+        return cand
     from tf_scenes.synth import generate
 
     roots = generate(task, Path(data.synthetic_dir), size=data.synthetic_size, seed=data.synthetic_seed,
@@ -251,13 +259,17 @@ def dataset_root(data: DataConfig, task: str) -> Path:
     return Path(roots[task])
 
 
-def check_data_dirs(data: DataConfig) -> None:
-    """The cache folder (and the synthetic-data folder when a task uses it) must be writable."""
+def check_data_dirs(data: DataConfig, tasks=TASKS) -> None:
+    """The cache folder (and the synthetic-data folder when a task uses it) must be writable, and
+    data.root must hold the dataset folder of each of `tasks` without an explicit root."""
     from tf_scenes.io_utils import ensure_writable_dir
 
     ensure_writable_dir(data.cache_dir)
     if not data.root and not all(getattr(data, f"{t}_root") for t in TASKS):
         ensure_writable_dir(data.synthetic_dir)
+    if data.root:
+        for t in tasks:
+            dataset_root(data, t)  # ConfigError now, before any work, when a dataset folder is not there
 
 
 def holdout(groups, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -670,7 +682,7 @@ def run(args) -> int:
     spec = finetune_config(args.run_dir, args.task, args.overrides)
     out = Path(args.out) if args.out else args.run_dir.parent / spec.name
     ensure_writable_dir(out)
-    check_data_dirs(spec.data)
+    check_data_dirs(spec.data, spec.tasks)
     data = {t: load_task(t, spec.data, spec.seed) for t in spec.tasks}
     metrics = train_run(spec, data, out)
     print(json.dumps({"run_dir": str(out), **{k: v for k, v in metrics.items() if "/" not in k}}, indent=2))
