@@ -266,13 +266,15 @@ BAD_TABLES = {
                               r":2: unknown label 'Slamm' \(did you mean 'Slam'\?\)"),
     "fsd2019 duplicate": ("fsd2019", "fname,labels\na.wav,Bark\na.wav,Bark\n",
                           r":3: duplicate fname 'a.wav' \(first on line 2\)"),
-    "fsd2019 NUL in fname": ("fsd2019", "fname,labels\na\x00/b.wav,Bark\n", r":2: NUL character in name 'a\\x00/b.wav'"),
+    "fsd2019 NUL in fname": ("fsd2019", "fname,labels\na\x00/b.wav,Bark\n",
+                             r":2: NUL character in name 'a\\x00/b.wav'"),
     "fsd2019 absolute fname": ("fsd2019", "fname,labels\n/data/a.wav,Bark\n",
                                r":2: absolute path '/data/a.wav': listed files must lie inside the dataset root"),
     "fsd2018 '..' in fname": ("fsd2018", "fname,label,manually_verified\n../a.wav,Bark,1\n",
                               r":2: '\.\.' segment '\.\./a.wav'"),
     "esc50 alias filename": ("esc50", "filename,fold,target,category,esc10,src_file,take\n"
-                                      "1-100032-A-0.wav,1,0,dog,True,100032,A\n./1-100032-A-0.wav,1,0,dog,True,100032,A\n",
+                                      "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
+                                      "./1-100032-A-0.wav,1,0,dog,True,100032,A\n",
                              r":3: './1-100032-A-0.wav' is the same file as '1-100032-A-0.wav' \(line 2\)"),
     "fsd2018 verified flag": ("fsd2018", "fname,label,manually_verified\na.wav,Bark,yes\n",
                               r":2: manually_verified must be 0 or 1, found 'yes'"),
@@ -397,13 +399,15 @@ def test_files_listed_but_missing_and_empty_dataset(tmp_path):
 ROOT_CASES = {
     "absolute path": ("{out}/bus-paris-3-4-s1.wav",
                       ":3: absolute path '{out}/bus-paris-3-4-s1.wav': listed files must lie inside the dataset "
-                      "root {root} (pass allow_outside_root=True to use audio kept outside the dataset root on purpose)"),
+                      "root {root} (pass allow_outside_root=True to use audio kept outside the dataset root on "
+                      "purpose)"),
     "'..' segment": ("audio/../../outside/bus-paris-3-4-s1.wav",
                      ":3: '..' segment 'audio/../../outside/bus-paris-3-4-s1.wav': listed files must lie inside the "
                      "dataset root {root} (pass allow_outside_root=True"),
     "symlink out of the root": ("audio/bus-paris-3-4-s1.wav",
-                                ":3: 'audio/bus-paris-3-4-s1.wav' resolves to {out}/bus-paris-3-4-s1.wav, outside the "
-                                "dataset root {root} (a symlink or folder leads out of it; pass allow_outside_root=True"),
+                                ":3: 'audio/bus-paris-3-4-s1.wav' resolves to {out}/bus-paris-3-4-s1.wav, outside "
+                                "the dataset root {root} (a symlink or folder leads out of it; pass "
+                                "allow_outside_root=True"),
     "alias": ("audio/./airport-lisbon-1000-40000-a.wav",
               ":3: 'audio/./airport-lisbon-1000-40000-a.wav' is the same file as "
               "'audio/airport-lisbon-1000-40000-a.wav' (line 2): both resolve to {root}/audio/"

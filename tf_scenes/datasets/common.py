@@ -407,7 +407,8 @@ def check_disjoint(train: Iterable, evaluate: Iterable, *, key: Callable[[Any], 
     """Raise one DataFormatError when a clip is in both lists (a clip trained on is never evaluated on).
 
     The message names the first shared clip with its file and line in each list and the count,
-    e.g. ``fold1_train.csv:12: 'audio/x.wav' is also in the evaluation list fold1_evaluate.csv:40``.
+    e.g. ``fold1_train.csv:12: 'audio/x.wav' is in the training list and also in the evaluation list
+    fold1_evaluate.csv:40 ('audio/x.wav')``.
     Records from the dataset readers carry their list file and line; `key` defaults to the real
     path of ``record.path`` so that two spellings of one file are one clip.
     """

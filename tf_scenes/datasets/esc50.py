@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataFormatError
-from .common import (LoadReport, RowPaths, apply_missing, check_label, check_unique, list_errors,
-                     outside_spelling, read_table, require_nonempty, seeded_folds)
+from .common import (LoadReport, RowPaths, apply_missing, check_label, check_missing_mode, check_unique,
+                     list_errors, outside_spelling, read_table, require_nonempty, seeded_folds)
 
 CATEGORIES = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
@@ -98,6 +98,7 @@ def read_esc50_csv(path, audio_dir=None, *, check_files: bool = False, missing: 
     :func:`tf_scenes.datasets.tau2020.read_fold_csv`.
     """
     path = Path(path)
+    check_missing_mode(missing)
     audio_dir = Path(audio_dir) if audio_dir is not None else path.parent.parent / "audio"
     _, rows = read_table(path, COLUMNS, delimiter=",", quoted=True)
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="filename")

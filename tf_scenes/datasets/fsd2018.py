@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataFormatError
-from .common import (LoadReport, RowPaths, apply_missing, check_label, check_unique, outside_spelling, read_table,
-                     require_nonempty)
+from .common import (LoadReport, RowPaths, apply_missing, check_label, check_missing_mode, check_unique,
+                     outside_spelling, read_table, require_nonempty)
 
 CLASSES = (
     "Acoustic_guitar", "Applause", "Bark", "Bass_drum", "Burping_or_eructation", "Bus", "Cello",
@@ -47,6 +47,7 @@ def read_train_csv(path, audio_dir=None, *, verified_only: bool = True, check_fi
     of :func:`tf_scenes.datasets.fsd2019.read_tag_csv`.
     """
     path = Path(path)
+    check_missing_mode(missing)
     audio_dir = Path(audio_dir) if audio_dir is not None else path.parent / "audio_train"
     _, rows = read_table(path, COLUMNS, delimiter=",", quoted=True)
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="fname")

@@ -23,8 +23,8 @@ from typing import Sequence, TypeVar
 import numpy as np
 
 from ..errors import DataFormatError
-from .common import (LoadReport, RowPaths, apply_missing, check_disjoint, check_label, check_unique,
-                     outside_spelling, read_lines, read_table, require_nonempty)
+from .common import (LoadReport, RowPaths, apply_missing, check_disjoint, check_label, check_missing_mode,
+                     check_unique, outside_spelling, read_lines, read_table, require_nonempty)
 
 T = TypeVar("T")
 
@@ -77,6 +77,7 @@ def read_tag_csv(path, audio_dir=None, *, check_files: bool = False, missing: st
       report: a :class:`~.common.LoadReport` collecting the skipped files.
     """
     path = Path(path)
+    check_missing_mode(missing)
     audio_dir = Path(audio_dir) if audio_dir is not None else path.parent / path.stem
     _, rows = read_table(path, COLUMNS, delimiter=",", quoted=True)
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="fname")

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataFormatError
-from .common import LoadReport, RowPaths, apply_missing, check_disjoint, check_label, check_unique, read_table
+from .common import (LoadReport, RowPaths, apply_missing, check_disjoint, check_label, check_missing_mode,
+                     check_unique, read_table)
 
 # Scene classes in the order of the spec / DCASE task description.
 SCENES = ("airport", "shopping_mall", "metro_station", "street_pedestrian", "public_square",
@@ -163,6 +164,7 @@ def read_fold_csv(path, root=None, *, check_files: bool = False, missing: str = 
       allow_augmented: accept names with an augmentation tag (lists of generated clips).
     """
     path = Path(path)
+    check_missing_mode(missing)
     root = Path(root) if root is not None else _default_root(path)
     header, rows = read_table(path, [FOLD_COLUMNS, TEST_COLUMNS, META_COLUMNS], delimiter="\t")
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="file name")
@@ -202,6 +204,7 @@ def read_broad_csv(path, root=None, *, check_files: bool = False, missing: str =
     :func:`read_fold_csv`.
     """
     path = Path(path)
+    check_missing_mode(missing)
     root = Path(root) if root is not None else _default_root(path)
     _, rows = read_table(path, FOLD_COLUMNS, delimiter="\t")
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="file name")
