@@ -61,6 +61,21 @@ class DataConfig:
     allow_outside_root: bool = False  # accept csv rows that point outside the dataset folder
 
 
+def reader_options(data: DataConfig, report) -> dict:
+    """Keyword arguments of the dataset readers from the data section: missing files skipped (into
+    ``report``, a tf_scenes.datasets.LoadReport) or an error, rows outside the root refused or not."""
+    return {"missing": "skip" if data.skip_missing else "error", "allow_outside_root": data.allow_outside_root,
+            "report": report}
+
+
+def label_with_skipped(label, report):
+    """The data label, saying when listed files were skipped (study.json lists each of them)."""
+    if not report.skipped:
+        return label
+    return dataclasses.replace(label, text=f"{label.text} ({len(report.skipped)} listed files missing and skipped; "
+                                          "study.json lists them)")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Fields of every study's ``train`` section (studies extend it)."""
@@ -257,7 +272,8 @@ def run_study(study: Study, cfg, out, *, cache_dir=None) -> dict:
         report = study.report(cfg, data, results, env) or {}
         doc = {"study": study.family, "profile": getattr(cfg, "profile", None),
                "description": getattr(cfg, "description", ""), **label.as_dict(), "cache_dir": str(cache),
-               "skipped_files": list(getattr(data, "skipped", ()) or ()), "runs": names,
+               "skipped_files": [s if isinstance(s, dict) else str(s) for s in getattr(data, "skipped", ()) or ()],
+               "runs": names,
                **{k: v for k, v in report.items() if k != "summary"}}
         atomic_write_json(out / "study.json", doc)
         runs.finish_run(out, report.get("summary", {}))

@@ -1,5 +1,6 @@
 """Shared test fixtures."""
 
+import gzip
 import os
 from pathlib import Path
 
@@ -14,16 +15,31 @@ from tf_scenes.training.trainer import serial_inter_op  # noqa: E402
 
 serial_inter_op()
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "reference"
+# Real reference files shipped with the repository (sources, licenses, hashes: README.md beside each).
+TEST_REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.fail(f"shared reference data not found at {REFERENCE}: tests need ../shared beside the checkout")
-    return REFERENCE
+    """The published two-stage score files and fold csvs shipped with tf_scenes (two_stage/reference)."""
+    from tf_scenes.two_stage.audit import default_reference_dir
+
+    return default_reference_dir()
+
+
+@pytest.fixture(scope="session")
+def test_reference_dir() -> Path:
+    """tests/data/reference: gzip-compressed real `tree` listings and TAU's fold1_train.csv."""
+    return TEST_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def fold1_train_csv(tmp_path_factory) -> Path:
+    """TAU 2020's real evaluation_setup/fold1_train.csv, decompressed into a temporary folder."""
+    path = tmp_path_factory.mktemp("reference") / "tau2020_fold1_train.csv"
+    path.write_bytes(gzip.decompress((TEST_REFERENCE / "tau2020_fold1_train.csv.gz").read_bytes()))
+    return path
+
 
 
 # ---- the tiny study of each family, run once per test worker and shared by the family harness

@@ -1,7 +1,11 @@
-"""Dataset readers against the real reference metadata (shared/reference) and hand-made bad files."""
+"""Dataset readers against real reference metadata (shipped with the repository, see
+tests/data/reference/README.md and tf_scenes/two_stage/reference/README.md) and hand-made bad files."""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -16,8 +20,8 @@ from tf_scenes.errors import DataFormatError
 # ----------------------------------------------------------------------------- real reference files
 
 @pytest.fixture(scope="module")
-def tau_tree_names(reference_dir):
-    return tree.tree_files(reference_dir / "tree_tau2020_asc.txt", under="audio", suffix=".wav")
+def tau_tree_names(test_reference_dir):
+    return tree.tree_files(test_reference_dir / "tree_tau2020_asc.txt.gz", under="audio", suffix=".wav")
 
 
 def test_no_tensorflow_import():
@@ -29,8 +33,8 @@ def test_no_tensorflow_import():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_fold1_train_real(reference_dir):
-    recs = tau2020.read_fold_csv(reference_dir / "tau2020_fold1_train.csv")
+def test_fold1_train_real(fold1_train_csv):
+    recs = tau2020.read_fold_csv(fold1_train_csv)
     assert len(recs) == 13965
     dev = Counter(r.device for r in recs)
     assert dev == {"a": 10215, "b": 750, "c": 750, "s1": 750, "s2": 750, "s3": 750}
@@ -40,20 +44,24 @@ def test_fold1_train_real(reference_dir):
     assert r0.identifier == "lisbon-1000" and r0.clip_id == "airport-lisbon-1000-40000"
     assert r0.broad == "indoor"
     # default root for a bare csv is its folder; the last line (no final newline) is read
-    assert r0.path == reference_dir / "audio/airport-lisbon-1000-40000-a.wav"
+    assert r0.path == fold1_train_csv.parent / "audio/airport-lisbon-1000-40000-a.wav"
+    assert (r0.source, r0.line) == (fold1_train_csv, 2)
     assert recs[-1].filename == "audio/tram-lyon-1112-41171-s3.wav"
     assert set(r.scene for r in recs) == set(tau2020.SCENES)
 
 
-def test_fold1_evaluate_real_crlf(reference_dir):
+def test_fold1_evaluate_real_crlf(reference_dir, fold1_train_csv):
     assert b"\r\n" in (reference_dir / "tau2020_fold1_evaluate.csv").read_bytes()[:100]
     recs = tau2020.read_fold_csv(reference_dir / "tau2020_fold1_evaluate.csv")
     assert len(recs) == 2970
     assert Counter(r.device for r in recs) == {d: 330 for d in tau2020.DEVICES}
     assert not any(r.scene.endswith("\r") or r.filename.endswith("\r") for r in recs)
     # train and evaluate are disjoint, and s4-s6 appear only in evaluate
-    train = {r.filename for r in tau2020.read_fold_csv(reference_dir / "tau2020_fold1_train.csv")}
-    assert not train & {r.filename for r in recs}
+    train = tau2020.read_fold_csv(fold1_train_csv)
+    assert not {r.filename for r in train} & {r.filename for r in recs}
+    # the same through the reader-level check, which compares real paths (one root for both)
+    common.check_disjoint(train, tau2020.read_fold_csv(reference_dir / "tau2020_fold1_evaluate.csv",
+                                                       root=fold1_train_csv.parent))
 
 
 def test_three_class_csv_real(reference_dir):
@@ -95,10 +103,10 @@ def test_tau_tree_listing(tau_tree_names):
     assert all(p["clip_id"] in a_ids for p in parsed if p["device"] != "a")
 
 
-def test_tau_tree_covers_fold_csvs(reference_dir, tau_tree_names):
+def test_tau_tree_covers_fold_csvs(reference_dir, fold1_train_csv, tau_tree_names):
     on_disk = set(tau_tree_names)
-    for name in ("tau2020_fold1_train.csv", "tau2020_fold1_evaluate.csv"):
-        listed = {r.filename for r in tau2020.read_fold_csv(reference_dir / name)}
+    for csv in (fold1_train_csv, reference_dir / "tau2020_fold1_evaluate.csv"):
+        listed = {r.filename for r in tau2020.read_fold_csv(csv)}
         assert listed <= on_disk
 
 
@@ -117,8 +125,9 @@ def test_parse_tau_filename_errors():
     assert (p["device"], p["augmentation"], p["clip_id"]) == ("a", "reverb_drc", "airport-lisbon-1000-40000")
 
 
-def test_fsd2019_tree_and_kfold(reference_dir):
-    names = tree.tree_files(reference_dir / "tree_fsdkaggle2019_tag.txt", under="train_curated", suffix=".wav")
+def test_fsd2019_tree_and_kfold(test_reference_dir):
+    names = tree.tree_files(test_reference_dir / "tree_fsdkaggle2019_tag.txt.gz", under="train_curated",
+                            suffix=".wav")
     assert len(names) == 4970
     assert "train_curated/0006ae4e.wav" in names
     tr, va = fsd2019.kfold_split(names)
@@ -133,8 +142,8 @@ def test_fsd2019_tree_and_kfold(reference_dir):
         np.testing.assert_array_equal(ours[1], sk[1])
 
 
-def test_nigens_tree(reference_dir):
-    listing = tree.read_tree(reference_dir / "tree_tau_nigens2020_sed.txt")
+def test_nigens_tree(test_reference_dir):
+    listing = tree.read_tree(test_reference_dir / "tree_tau_nigens2020_sed.txt.gz")
     wavs = tree.tree_files(listing, under="mic_dev", suffix=".wav")
     csvs = tree.tree_files(listing, under="metadata_dev", suffix=".csv")
     assert len(wavs) == 600 and len(csvs) == 600
@@ -431,3 +440,375 @@ def test_common_read_table_direct(tmp_path):
     header, rows = common.read_table(p, ("x", "y"))
     assert header == ("x", "y")
     assert [(r.line, r.fields) for r in rows] == [(4, ("1", "2")), (6, ("3", "4"))]
+
+
+# ----------------------------------------------------------------------------- rows inside the root,
+# aliases, train/evaluation overlap, missing files (every list reader, through its public load)
+
+def _yaml_mixtures(names) -> str:
+    import yaml
+
+    return yaml.safe_dump([{"name": n, "fold": 1, "scene_file": "audio/s.wav",
+                            "events": [{"event_file": "e.wav", "label": "Bark", "onset": 0.5, "offset": 1.5}]}
+                           for n in names], sort_keys=False)
+
+
+class ListedData:
+    """A tiny copy of one dataset format: a list file naming audio files under `base`.
+
+    `entries` are clip keys ("c0", "c1", ...); `spell` maps a key to the name written in the list
+    (default: the format's own spelling).  Every clip file is created unless in `absent`.
+    """
+
+    KINDS = ("tau", "fsd2019", "fsd2018", "esc50", "remix")
+
+    def __init__(self, kind, tmp):
+        tmp = Path(os.path.realpath(tmp))  # messages name real paths (/tmp may be a symlink)
+        self.kind, self.tmp = kind, tmp
+        self.root = tmp / "ds"
+        self.outside = tmp / "outside"
+        self.outside.mkdir(parents=True, exist_ok=True)
+        self.base, self.list_path, self.first_line = {
+            "tau": (self.root, self.root / "evaluation_setup" / "fold1_train.csv", 2),
+            "fsd2019": (self.root / "train_curated", self.root / "train_curated.csv", 2),
+            "fsd2018": (self.root / "audio_train", self.root / "train.csv", 2),
+            "esc50": (self.root / "audio", self.root / "meta" / "esc50.csv", 2),
+            "remix": (self.root, self.root / "mixture.yaml", 1),
+        }[kind]
+
+    def name(self, key: str) -> str:
+        """The format's own name of clip `key` (relative to `base`)."""
+        i = int(key[1:])
+        return {"tau": f"audio/bus-paris-{i}-4-s1.wav", "fsd2019": f"{i:08x}.wav", "fsd2018": f"{i:08x}.wav",
+                "esc50": f"1-{100000 + i}-A-0.wav", "remix": f"{i:05d}"}[self.kind]
+
+    def file(self, name: str) -> str:
+        """The audio file of a listed name, relative to `base`."""
+        return f"audio/{name}.wav" if self.kind == "remix" else name
+
+    def line_of(self, index: int) -> int:
+        if self.kind == "remix":  # the line of the index-th "- name: ..." item
+            lines = self.list_path.read_text().splitlines()
+            return [n for n, t in enumerate(lines, start=1) if t.startswith("- ")][index]
+        return self.first_line + index
+
+    def write(self, entries, spell=None, absent=(), list_path=None) -> Path:
+        spell = spell or {}
+        names = [spell.get(k, self.name(k)) for k in entries]
+        header = {"tau": "filename\tscene_label", "fsd2019": "fname,labels", "fsd2018": "fname,label,manually_verified",
+                  "esc50": "filename,fold,target,category,esc10,src_file,take"}.get(self.kind)
+        rows = {"tau": lambda n: f"{n}\tbus", "fsd2019": lambda n: f"{n},Bark", "fsd2018": lambda n: f"{n},Bark,1",
+                "esc50": lambda n: f"{n},1,0,dog,True,{Path(n).name.split('-')[1]},A"}.get(self.kind)
+        text = _yaml_mixtures(names) if self.kind == "remix" else "\n".join([header, *map(rows, names)]) + "\n"
+        path = _write(list_path or self.list_path, text.encode())
+        for k in entries:
+            if k not in absent:
+                target = self.base / self.file(self.name(k))
+                if not target.exists():
+                    _write(target, b"x")
+        return path
+
+    def load(self, **kw):
+        if self.kind == "tau":
+            return tau2020.load(self.root, "train", **kw)
+        if self.kind == "fsd2019":
+            return fsd2019.load(self.root, "curated", **kw)
+        if self.kind == "fsd2018":
+            return fsd2018.load(self.root, **kw)
+        if self.kind == "esc50":
+            return esc50.load(self.root, **kw)
+        from tf_scenes.weak_sed.remix import read_remix
+
+        return read_remix(self.root, classes=fsd2018.CLASSES, **kw)
+
+    def read(self, list_path, **kw):
+        """Records of another list file of the same dataset (a second split)."""
+        if self.kind == "tau":
+            return tau2020.read_fold_csv(list_path, self.root, **kw)
+        if self.kind == "fsd2019":
+            return fsd2019.read_tag_csv(list_path, self.base, **kw)
+        if self.kind == "fsd2018":
+            return fsd2018.read_train_csv(list_path, self.base, **kw)
+        if self.kind == "esc50":
+            return esc50.read_esc50_csv(list_path, self.base, **kw)
+        from tf_scenes.weak_sed.remix import read_remix
+
+        return read_remix(list_path.parent, classes=fsd2018.CLASSES, **kw)
+
+    def outside_file(self, key: str) -> Path:
+        return _write(self.outside / Path(self.file(self.name(key))).name, b"x")
+
+    def expect(self, index: int, problem: str) -> str:
+        """Regex of the error for the entry at `index`: the list file, its line, the problem."""
+        where = re.escape(f"{self.list_path}:{self.line_of(index)}: ")
+        return where + (f"mixture {index + 1}: " if self.kind == "remix" else "") + problem
+
+    def other_list(self) -> Path:
+        return self.list_path.with_name("evaluate" + self.list_path.suffix)
+
+
+@pytest.fixture(params=ListedData.KINDS)
+def listed(request, tmp_path):
+    return ListedData(request.param, tmp_path)
+
+
+def test_absolute_row_is_refused_unless_opted_in(listed):
+    outside = listed.outside_file("c1")
+    absolute = str(outside)[: -len(".wav")] if listed.kind == "remix" else str(outside)
+    listed.write(["c0", "c1"], spell={"c1": absolute}, absent={"c1"})
+    problem = r"absolute path .*must lie inside the (dataset root|remix folder).*allow_outside_root=True"
+    with pytest.raises(DataFormatError, match=listed.expect(1, problem)):
+        listed.load()
+    recs = listed.load(allow_outside_root=True)
+    assert [r.path for r in recs] == [listed.base / listed.file(listed.name("c0")), outside]
+
+
+def test_dotdot_row_is_refused_unless_opted_in(listed):
+    outside = listed.outside_file("c1")
+    rel = os.path.relpath(outside, listed.base if listed.kind != "remix" else listed.base / "audio")
+    listed.write(["c0", "c1"], spell={"c1": rel[: -len(".wav")] if listed.kind == "remix" else rel}, absent={"c1"})
+    with pytest.raises(DataFormatError, match=listed.expect(1, r"'\.\.' segment")):
+        listed.load()
+    recs = listed.load(allow_outside_root=True)
+    assert [os.path.realpath(r.path) for r in recs][1] == os.path.realpath(outside)
+
+
+def test_symlink_leaving_the_root_is_refused_unless_opted_in(listed):
+    outside = listed.outside_file("c1")
+    listed.write(["c0", "c1"], absent={"c1"})
+    link = listed.base / listed.file(listed.name("c1"))
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+    problem = (r".* resolves to " + re.escape(os.path.realpath(outside))
+               + r", outside the (dataset root|remix folder) .*a symlink")
+    with pytest.raises(DataFormatError, match=listed.expect(1, problem)):
+        listed.load()
+    recs = listed.load(allow_outside_root=True)
+    assert recs[1].path == link and len(recs) == 2
+    # a symlink that stays inside the root needs no opt-in
+    store = _write(listed.root / "store" / link.name, b"x")
+    link.unlink()
+    link.symlink_to(store)
+    assert [r.path for r in listed.load()] == [listed.base / listed.file(listed.name("c0")), link]
+
+
+@pytest.mark.parametrize("how", ["dot", "symlink"])
+def test_alias_duplicate_names_both_lines(listed, how):
+    first = listed.name("c0")
+    if how == "dot":
+        head, _, tail = first.rpartition("/")
+        alias = f"{head}/./{tail}" if head else f"./{tail}"
+        listed.write(["c0", "c1", "c2"], spell={"c2": alias})
+    else:
+        listed.write(["c0", "c1"])
+        alias = listed.name("c2")
+        (listed.base / listed.file(alias)).symlink_to(listed.base / listed.file(first))
+        listed.write(["c0", "c1", "c2"], absent={"c2"})
+    first_line = listed.line_of(0)
+    same = (rf"name {re.escape(repr(alias))} is the same file as mixture 1 \('{first}', line {first_line}\)"
+            if listed.kind == "remix" else
+            rf"{re.escape(repr(alias))} is the same file as {re.escape(repr(first))} \(line {first_line}\)")
+    with pytest.raises(DataFormatError, match=listed.expect(2, same)):
+        listed.load()
+
+
+def test_clip_in_two_lists_names_both_files_and_lines(listed):
+    train = listed.read(listed.write(["c0", "c1", "c2"]))
+    other = (listed.root / "other" / "mixture.yaml" if listed.kind == "remix"
+             else listed.list_path.with_name("evaluate" + listed.list_path.suffix))
+    if listed.kind == "remix":
+        # a second SNR folder whose mixture 00002 is the same file as the first folder's
+        (other.parent / "audio").mkdir(parents=True)
+        (other.parent / "audio" / "00002.wav").symlink_to(listed.root / "audio" / "00002.wav")
+        _write(other.parent / "audio" / "00007.wav", b"x")
+        _write(other, _yaml_mixtures(["00007", "00002"]).encode())
+        evaluate = listed.read(other, allow_outside_root=True)
+    else:
+        evaluate = listed.read(listed.write(["c7", "c2"], list_path=other))
+    common.check_disjoint(train, evaluate[:1])  # c7 alone: disjoint
+    with pytest.raises(DataFormatError) as e:
+        common.check_disjoint(train, evaluate)
+    msg = str(e.value)
+    name = listed.name("c2")
+    assert msg.startswith(f"{listed.list_path}:{listed.line_of(2)}: {name!r} is in the training list and also in "
+                          f"the evaluation list {other}:{listed.line_of(1)}"), msg
+
+
+def test_missing_files_skip_mode_reports_them(listed, caplog):
+    listed.write([f"c{i}" for i in range(8)], absent={"c2", "c5"})
+    with pytest.raises(DataFormatError, match=re.escape(str(listed.list_path)) + r"(:\d+)?: 2 of 8 "):
+        listed.load()
+    report = common.LoadReport()
+    with caplog.at_level(logging.INFO):
+        recs = listed.load(missing="skip", report=report)
+    assert len(recs) == 6 and all(r.path.is_file() for r in recs)
+    assert [(s.name, s.line, s.listed_in) for s in report.skipped] == [
+        (listed.name(k), listed.line_of(i), str(listed.list_path)) for i, k in ((2, "c2"), (5, "c5"))]
+    assert [s.path for s in report.skipped] == [str(listed.base / listed.file(listed.name(k))) for k in ("c2", "c5")]
+    assert report.to_dict()["n_skipped"] == 2
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "skipped 2 of 8" in lines[0] and "missing='skip'" in lines[0], lines
+    assert listed.name("c2") in lines[0] and listed.name("c5") in lines[0]
+    if listed.kind != "remix":
+        assert len(listed.load(check_files=False)) == 8  # unchanged: the list alone
+    with pytest.raises(ValueError, match="missing must be one of 'error', 'skip'"):
+        listed.load(missing="ignore")
+
+
+def test_skip_mode_still_refuses_a_list_whose_files_are_all_missing(listed):
+    listed.write(["c0", "c1"], absent={"c0", "c1"})
+    with pytest.raises(DataFormatError, match=re.escape(str(listed.list_path)) + r"(:\d+)?: (all 2 listed|2 of 2) "):
+        listed.load(missing="skip", report=common.LoadReport())
+
+
+def test_tau_fold1_train_and_evaluate_share_no_clip(tmp_path):
+    _tau_csv(tmp_path, rows=ROWS[:2])
+    _write(tmp_path / "evaluation_setup" / "fold1_evaluate.csv",
+           b"filename\tscene_label\r\naudio/tram-lyon-1-2-s5.wav\ttram\r\n")
+    train, evaluate = tau2020.load_fold1(tmp_path, check_files=False)
+    assert [r.device for r in train] == ["a", "s1"] and [r.device for r in evaluate] == ["s5"]
+    # the same clip, spelled differently, in both lists
+    _write(tmp_path / "evaluation_setup" / "fold1_evaluate.csv",
+           b"filename\tscene_label\r\naudio/tram-lyon-1-2-s5.wav\ttram\r\naudio/./bus-paris-3-4-s1.wav\tbus\r\n")
+    with pytest.raises(DataFormatError, match=re.escape(
+            f"{tmp_path / 'evaluation_setup' / 'fold1_train.csv'}:3: 'audio/bus-paris-3-4-s1.wav' is in the training "
+            f"list and also in the evaluation list {tmp_path / 'evaluation_setup' / 'fold1_evaluate.csv'}:3 "
+            "('audio/./bus-paris-3-4-s1.wav')")):
+        tau2020.load_fold1(tmp_path, check_files=False)
+
+
+def test_fsd2019_kfold_split_of_combined_lists_refuses_a_clip_on_both_sides(tmp_path):
+    rows = ("fname,labels\n" + "".join(f"{i:08x}.wav,Bark\n" for i in range(10))).encode()
+    _write(tmp_path / "train_curated.csv", rows)
+    _write(tmp_path / "extra.csv", rows)
+    curated = fsd2019.load(tmp_path, check_files=False)
+    tr, va = fsd2019.kfold_split(curated)
+    assert (len(tr), len(va)) == (8, 2)
+    extra = fsd2019.read_tag_csv(tmp_path / "extra.csv", tmp_path / "train_curated")
+    with pytest.raises(DataFormatError, match=re.escape(str(tmp_path)) + r"/(train_curated|extra).csv:\d+: "
+                       r"'[0-9a-f]{8}\.wav' is in the training list and also in the validation list "
+                       r".*(train_curated|extra).csv:\d+"):
+        fsd2019.kfold_split(curated + extra)
+
+
+def _nigens(root, stems, wav_links=None):
+    for stem in stems:
+        _write(root / "metadata_dev" / f"{stem}.csv", b"0,1,0,0,0\n")
+        if stem not in (wav_links or {}):
+            _write(root / "mic_dev" / f"{stem}.wav", b"x")
+    for stem, target in (wav_links or {}).items():
+        (root / "mic_dev" / f"{stem}.wav").symlink_to(target)
+    return root
+
+
+def test_nigens_symlinks_aliases_overlap_and_skip(tmp_path, caplog):
+    tmp_path = Path(os.path.realpath(tmp_path))  # messages name real paths
+    outside = _write(tmp_path / "outside" / "x.wav", b"x")
+    root = _nigens(tmp_path / "nig", ["fold1_room1_mix001_ov1", "fold3_room1_mix001_ov1"],
+                   {"fold3_room1_mix002_ov1": outside})
+    _write(root / "metadata_dev" / "fold3_room1_mix002_ov1.csv", b"")
+    with pytest.raises(DataFormatError, match=re.escape(f"{root}: 'mic_dev/fold3_room1_mix002_ov1.wav' resolves to "
+                                                        f"{outside}, outside the dataset root {root}")):
+        nigens2020.load(root, folds=(3,))
+    assert [r.path.name for r in nigens2020.load(root, folds=(3,), allow_outside_root=True)] == [
+        "fold3_room1_mix001_ov1.wav", "fold3_room1_mix002_ov1.wav"]
+    # a training wav that is the evaluation fold's recording: an alias inside one load, an overlap across two
+    (root / "mic_dev" / "fold3_room1_mix002_ov1.wav").unlink()
+    (root / "mic_dev" / "fold3_room1_mix002_ov1.wav").symlink_to(root / "mic_dev" / "fold3_room1_mix001_ov1.wav")
+    with pytest.raises(DataFormatError, match=re.escape(f"{root}: 'mic_dev/fold3_room1_mix002_ov1.wav' is the same "
+                                                        "file as 'mic_dev/fold3_room1_mix001_ov1.wav'")):
+        nigens2020.load(root, folds=(3,))
+    (root / "mic_dev" / "fold3_room1_mix002_ov1.wav").unlink()
+    (root / "mic_dev" / "fold3_room1_mix002_ov1.wav").symlink_to(root / "mic_dev" / "fold1_room1_mix001_ov1.wav")
+    train, test = nigens2020.load(root, folds=(3,)), nigens2020.load(root, folds=(1,))
+    meta, wav = root / "metadata_dev", root / "mic_dev"
+    with pytest.raises(DataFormatError, match=re.escape(
+            f"{meta / 'fold3_room1_mix002_ov1.csv'}: '{wav / 'fold3_room1_mix002_ov1.wav'}' is in the training "
+            f"list and also in the evaluation list {meta / 'fold1_room1_mix001_ov1.csv'}")):
+        common.check_disjoint(train, test)
+    # missing wavs: one error, or skipped and reported with their metadata file
+    (root / "mic_dev" / "fold3_room1_mix002_ov1.wav").unlink()
+    _write(root / "metadata_dev" / "fold3_room1_mix003_ov1.csv", b"")
+    with pytest.raises(DataFormatError, match="2 of 3 recordings are unpaired: fold3_room1_mix002_ov1.csv has no "):
+        nigens2020.load(root, folds=(3,))
+    report = common.LoadReport()
+    with caplog.at_level(logging.INFO):
+        recs = nigens2020.load(root, folds=(3,), missing="skip", report=report)
+    assert [r.path.name for r in recs] == ["fold3_room1_mix001_ov1.wav"]
+    assert [(s.name, s.listed_in, s.line) for s in report.skipped] == [
+        (f"fold3_room1_mix00{k}_ov1.wav", str(root / "metadata_dev" / f"fold3_room1_mix00{k}_ov1.csv"), None)
+        for k in (2, 3)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{root / 'metadata_dev'}: skipped 2 of 3 listed mic_dev wavs")
+    # a wav without metadata is not a missing file: still an error in skip mode
+    _write(root / "mic_dev" / "fold3_room1_mix009_ov1.wav", b"x")
+    with pytest.raises(DataFormatError, match="fold3_room1_mix009_ov1.wav has no metadata"):
+        nigens2020.load(root, folds=(3,), missing="skip")
+
+
+def test_folder_per_class_symlinks_and_aliases(tmp_path):
+    tmp_path = Path(os.path.realpath(tmp_path))  # messages name real paths
+    outside = _write(tmp_path / "outside" / "far.wav", b"x")
+    root = tmp_path / "classes"
+    for fine in ("dog", "cat"):
+        _write(root / fine / "a.wav", b"x")
+    (root / "dog" / "b.wav").symlink_to(outside)
+    cmap = {"dog": "animal", "cat": "animal"}
+    with pytest.raises(DataFormatError, match=re.escape(f"{root}: 'dog/b.wav' resolves to {outside}, outside the "
+                                                        f"dataset root {root}")):
+        esc50.load_folder_per_class(root, cmap)
+    recs = esc50.load_folder_per_class(root, cmap, allow_outside_root=True)
+    assert sorted(str(r.path.relative_to(root)) for r in recs) == ["cat/a.wav", "dog/a.wav", "dog/b.wav"]
+    (root / "dog" / "b.wav").unlink()
+    (root / "dog" / "b.wav").symlink_to(root / "cat" / "a.wav")
+    with pytest.raises(DataFormatError, match=re.escape(f"{root}: 'cat/a.wav' is the same file as 'dog/b.wav': "
+                                                        f"both resolve to {root / 'cat' / 'a.wav'}")):
+        esc50.load_folder_per_class(root, cmap)
+
+
+def test_hier_records_keep_the_csv_line(tmp_path):
+    _write(tmp_path / "meta" / "esc50.csv", ESC_CSV)
+    hier = esc50.load_hier(tmp_path, check_files=False)
+    assert [(h.source, h.line) for h in hier] == [(tmp_path / "meta" / "esc50.csv", n) for n in (2, 3, 4)]
+
+
+def test_windows_spellings_are_outside_too():
+    assert common.outside_spelling("C:\\data\\x.wav") == "absolute path"
+    assert common.outside_spelling("\\\\server\\x.wav") == "absolute path"
+    assert common.outside_spelling("audio\\..\\x.wav") == "'..' segment"
+    assert common.outside_spelling("audio/..x.wav") is None and common.outside_spelling("audio/x.wav") is None
+
+
+def test_tree_listing_reads_gzip(tmp_path, test_reference_dir):
+    import gzip
+
+    text = "root\n├── a\n│   └── x.wav\n└── b.csv\n"
+    _write(tmp_path / "t.txt.gz", gzip.compress(text.encode()))
+    assert tree.read_tree(tmp_path / "t.txt.gz") == ["a", "a/x.wav", "b.csv"]
+    _write(tmp_path / "bad.txt.gz", b"not gzip")
+    with pytest.raises(DataFormatError, match=r"bad.txt.gz: not a readable gzip file"):
+        tree.read_tree(tmp_path / "bad.txt.gz")
+
+
+def _readme_hashes(readme: Path) -> dict[str, str]:
+    """{file: sha256} from the table of a reference README (last column = hash of the original)."""
+    out = {}
+    for line in readme.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) >= 3 and re.fullmatch(r"[0-9a-f]{64}", cells[-1]):
+            out[cells[0]] = cells[-1]
+    return out
+
+
+def test_shipped_reference_files_are_the_originals(test_reference_dir):
+    """Each copy in tests/data/reference is gzip of the original, byte for byte (hashes in its README)."""
+    import gzip
+    import hashlib
+
+    hashes = _readme_hashes(test_reference_dir / "README.md")
+    shipped = sorted(p.name for p in test_reference_dir.glob("*.gz"))
+    assert sorted(hashes) == shipped == ["tau2020_fold1_train.csv.gz", "tree_fsdkaggle2019_tag.txt.gz",
+                                         "tree_tau2020_asc.txt.gz", "tree_tau_nigens2020_sed.txt.gz"]
+    for name in shipped:
+        data = gzip.decompress((test_reference_dir / name).read_bytes())
+        assert hashlib.sha256(data).hexdigest() == hashes[name], name

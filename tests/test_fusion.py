@@ -1,9 +1,11 @@
 """Ensembles, two-stage fusion joined by clip name, the fusion audit on the published scores, tables."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,7 +98,31 @@ def test_ensemble_tables_joins_by_clip():
 
 
 # ------------------------------------------------------------------------------------------------
-# audit on the published score files (shared/reference)
+# audit on the published score files (shipped with tf_scenes: two_stage/reference)
+
+
+def test_shipped_audit_files_are_the_published_originals(reference_dir):
+    """The package data is where importlib.resources finds it, and each file is byte-identical to
+    the published original (sha256 recorded in its README.md)."""
+    import hashlib
+    import re
+    from importlib.resources import files
+
+    from tf_scenes.two_stage import audit as audit_module
+
+    resource = files("tf_scenes.two_stage") / "reference"
+    assert reference_dir == audit_module.default_reference_dir()
+    assert str(resource) == str(reference_dir) and resource.is_dir()
+    hashes = {}
+    for line in (resource / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"[0-9a-f]{64}", cells[2]):
+            hashes[cells[0]] = cells[2]
+    needed = [audit_module.CSV_10, audit_module.CSV_3, audit_module.SCORES_10, audit_module.SCORES_3]
+    assert sorted(hashes) == sorted(needed)
+    for name in needed:
+        assert hashlib.sha256((resource / name).read_bytes()).hexdigest() == hashes[name], name
+    assert b"\r\n" in (resource / audit_module.CSV_10).read_bytes()[:100]  # CRLF kept as published
 
 @pytest.fixture(scope="module")
 def audit(reference_dir):
@@ -146,13 +172,30 @@ def test_audit_groups_are_means_of_devices(audit):
 
 def test_audit_cli_prints_json(reference_dir, tmp_path):
     out = tmp_path / "audit.json"
+    copy = tmp_path / "copy"
+    shutil.copytree(reference_dir, copy)
     proc = subprocess.run([sys.executable, "-m", "tf_scenes.experiments.cli", "audit-fusion", "--reference-dir",
-                           str(reference_dir), "--out", str(out)], capture_output=True, text=True, timeout=120)
+                           str(copy), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
     assert [round(printed[k], 4) for k in ("acc_ensemble_10class", "acc_fused_row_order",
                                            "acc_fused_by_filename")] == [0.7939, 0.8189, 0.7936]
+    assert printed["reference_dir"] == str(copy)
     assert json.loads(out.read_text()) == printed
+
+
+def test_audit_cli_needs_no_argument(tmp_path):
+    """`tf-scenes audit-fusion` alone reads the copies shipped with the package (from any folder)."""
+    import tf_scenes
+
+    env = dict(os.environ, PYTHONPATH=str(Path(tf_scenes.__file__).parent.parent))
+    proc = subprocess.run([sys.executable, "-m", "tf_scenes.experiments.cli", "audit-fusion"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert [round(printed[k], 4) for k in ("acc_ensemble_10class", "acc_fused_row_order",
+                                           "acc_fused_by_filename")] == [0.7939, 0.8189, 0.7936]
+    assert printed["reference_dir"].endswith("tf_scenes/two_stage/reference")
 
 
 def test_audit_errors_name_file_and_line(reference_dir, tmp_path):

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tf_scenes import audio, config
-from tf_scenes.datasets import esc50, fsd2018, fsd2019, nigens2020, tau2020
+from tf_scenes.datasets import LoadReport, esc50, fsd2018, fsd2019, nigens2020, tau2020
 from tf_scenes.errors import AudioError, ConfigError, DataFormatError
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -482,6 +482,16 @@ BAD_TABLES = {
                               r":2: unknown label 'Slamm' \(did you mean 'Slam'\?\)"),
     "fsd2019 duplicate": ("fsd2019", "fname,labels\na.wav,Bark\na.wav,Bark\n",
                           r":3: duplicate fname 'a.wav' \(first on line 2\)"),
+    "fsd2019 NUL in fname": ("fsd2019", "fname,labels\na\x00/b.wav,Bark\n",
+                             r":2: NUL character in name 'a\\x00/b.wav'"),
+    "fsd2019 absolute fname": ("fsd2019", "fname,labels\n/data/a.wav,Bark\n",
+                               r":2: absolute path '/data/a.wav': listed files must lie inside the dataset root"),
+    "fsd2018 '..' in fname": ("fsd2018", "fname,label,manually_verified\n../a.wav,Bark,1\n",
+                              r":2: '\.\.' segment '\.\./a.wav'"),
+    "esc50 alias filename": ("esc50", "filename,fold,target,category,esc10,src_file,take\n"
+                                      "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
+                                      "./1-100032-A-0.wav,1,0,dog,True,100032,A\n",
+                             r":3: './1-100032-A-0.wav' is the same file as '1-100032-A-0.wav' \(line 2\)"),
     "fsd2018 verified flag": ("fsd2018", "fname,label,manually_verified\na.wav,Bark,yes\n",
                               r":2: manually_verified must be 0 or 1, found 'yes'"),
     "esc50 target/category": ("esc50", "filename,fold,target,category,esc10,src_file,take\n"
@@ -598,6 +608,81 @@ def test_files_listed_but_missing_and_empty_dataset(tmp_path):
     empty = tmp_path / "fold1_room1_mix001_ov1.csv"
     empty.write_text("")
     assert nigens2020.read_metadata(empty).shape == (0, 5)
+
+
+# Rows leading out of the dataset root, two spellings of one file, a clip in two lists: the exact
+# messages of docs/reliability.md (TAU 2020; tests/test_datasets.py runs the same cases on every reader).
+ROOT_CASES = {
+    "absolute path": ("{out}/bus-paris-3-4-s1.wav",
+                      ":3: absolute path '{out}/bus-paris-3-4-s1.wav': listed files must lie inside the dataset "
+                      "root {root} (pass allow_outside_root=True to use audio kept outside the dataset root on "
+                      "purpose)"),
+    "'..' segment": ("audio/../../outside/bus-paris-3-4-s1.wav",
+                     ":3: '..' segment 'audio/../../outside/bus-paris-3-4-s1.wav': listed files must lie inside the "
+                     "dataset root {root} (pass allow_outside_root=True"),
+    "symlink out of the root": ("audio/bus-paris-3-4-s1.wav",
+                                ":3: 'audio/bus-paris-3-4-s1.wav' resolves to {out}/bus-paris-3-4-s1.wav, outside "
+                                "the dataset root {root} (a symlink or folder leads out of it; pass "
+                                "allow_outside_root=True"),
+    "alias": ("audio/./airport-lisbon-1000-40000-a.wav",
+              ":3: 'audio/./airport-lisbon-1000-40000-a.wav' is the same file as "
+              "'audio/airport-lisbon-1000-40000-a.wav' (line 2): both resolve to {root}/audio/"
+              "airport-lisbon-1000-40000-a.wav (each clip must be listed once)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROOT_CASES))
+def test_rows_outside_the_root_and_aliases_name_file_and_line(tmp_path, case):
+    tmp_path = Path(os.path.realpath(tmp_path))
+    root, out = tmp_path / "ds", tmp_path / "outside"
+    name, message = ROOT_CASES[case]
+    name = name.format(out=out)
+    (out).mkdir()
+    (out / "bus-paris-3-4-s1.wav").write_bytes(b"")
+    label = "airport" if "airport" in name else "bus"
+    _tau_root(root, ["audio/airport-lisbon-1000-40000-a.wav\tairport", f"{name}\t{label}"],
+              ["audio/airport-lisbon-1000-40000-a.wav"])
+    if case == "symlink out of the root":
+        (root / name).symlink_to(out / "bus-paris-3-4-s1.wav")
+    csv = root / "evaluation_setup" / "fold1_train.csv"
+    with pytest.raises(DataFormatError) as e:
+        tau2020.load(root, "train")
+    assert str(e.value).startswith(f"{csv}" + message.format(out=out, root=root)), str(e.value)
+    if case != "alias":
+        assert len(tau2020.load(root, "train", allow_outside_root=True)) == 2
+
+
+def test_skip_mode_logs_one_line_per_list_and_records_each_file(tmp_path, caplog):
+    rows = [f"audio/tram-milan-{i}-{i}-a.wav\ttram" for i in range(40)]
+    root = _tau_root(tmp_path, rows, [r.split("\t")[0] for r in rows[::2]])
+    report = LoadReport()
+    with caplog.at_level(logging.INFO):
+        recs = tau2020.load(root, "train", missing="skip", report=report)
+    assert [r.filename for r in recs] == [r.split("\t")[0] for r in rows[::2]]
+    assert [(s.name, s.line) for s in report.skipped] == [(rows[i].split("\t")[0], i + 2) for i in range(1, 40, 2)]
+    csv = root / "evaluation_setup" / "fold1_train.csv"
+    assert _warnings(caplog) == [
+        f"{csv}: skipped 20 of 40 listed audio files that are missing (missing='skip'): audio/tram-milan-1-1-a.wav, "
+        "audio/tram-milan-3-3-a.wav, audio/tram-milan-5-5-a.wav, audio/tram-milan-7-7-a.wav, "
+        "audio/tram-milan-9-9-a.wav and 15 more"]
+
+
+def test_dcasenet_data_root_without_the_dataset_folders_fails_first(tmp_path, capsys):
+    """`reproduce dcasenet --data PARENT` with the datasets under other names: one line saying
+    what was looked for and how to pass each root, before any data generation or training."""
+    parent = tmp_path / "parent"
+    (parent / "FSDKaggle2019").mkdir(parents=True)
+    (parent / "TAU2020").mkdir()
+    synth, out = tmp_path / "synthetic", tmp_path / "out"
+    code, stdout, err = _cli(capsys, "reproduce", "dcasenet", "--profile", "tiny", "--data", parent, "--out", out,
+                             "--set", f"data.synthetic_dir={synth}", "--cache-dir", tmp_path / "cache")
+    assert (code, stdout) == (2, "")
+    assert err == (f"tf-scenes reproduce: error: data.root {parent}: no TAU-urban-acoustic-scenes-2020-mobile-"
+                   "development, TAU-NIGENS-2020 folder in it (looked for TAU-urban-acoustic-scenes-2020-mobile-"
+                   "development, FSDKaggle2019, TAU-NIGENS-2020); pass each dataset's own root: "
+                   "--set data.asc_root=DIR --set data.sed_root=DIR\n")
+    assert not synth.exists() and not (out / "runs").exists()
+    assert sorted(p.name for p in parent.iterdir()) == ["FSDKaggle2019", "TAU2020"]
 
 
 # ===================================================================================== feature front-end

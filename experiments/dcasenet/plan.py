@@ -238,7 +238,15 @@ def dataset_root(data: DataConfig, task: str) -> Path:
         return Path(explicit)
     if data.root:
         cand = Path(data.root) / DATASET_DIRS[task]
-        return cand if cand.is_dir() else Path(data.root)
+        if not cand.is_dir():
+            from tf_scenes.errors import ConfigError
+
+            absent = [t for t in TASKS
+                      if not getattr(data, f"{t}_root") and not (Path(data.root) / DATASET_DIRS[t]).is_dir()]
+            raise ConfigError(f"data.root {data.root}: no {', '.join(DATASET_DIRS[t] for t in absent)} folder in it "
+                              f"(looked for {', '.join(DATASET_DIRS[t] for t in TASKS)}); pass each dataset's "
+                              "own root: " + " ".join(f"--set data.{t}_root=DIR" for t in absent), key="data.root")
+        return cand
     from tf_scenes.synth import generate
 
     roots = generate(task, Path(data.synthetic_dir), size=data.synthetic_size, seed=data.synthetic_seed,
@@ -280,9 +288,10 @@ def _seed_for(text: str, base: int) -> int:
     return (base + int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)) % (2**31 - 1)
 
 
-def load_task(task: str, data: DataConfig, seed: int, cache_dir: Path) -> TaskData:
-    """Records, splits, cached features and labels of one task (module docstring, steps 1-2)."""
-    from tf_scenes.datasets import provenance
+def load_task(task: str, data: DataConfig, seed: int, cache_dir: Path, report=None) -> TaskData:
+    """Records, splits, cached features and labels of one task (module docstring, steps 1-2);
+    files skipped because they are missing go to ``report`` (with data.skip_missing)."""
+    from tf_scenes.datasets import LoadReport, check_disjoint, provenance
     from tf_scenes.features import get_feature_config
     from tf_scenes.pipelines.cache import cached_clips, cached_features
 
@@ -290,6 +299,8 @@ def load_task(task: str, data: DataConfig, seed: int, cache_dir: Path) -> TaskDa
 
     fcfg = get_feature_config("dcasenet")
     root = dataset_root(data, task)
+    report = LoadReport() if report is None else report
+    opts = study.reader_options(data, report)
     label = provenance.describe(DATASETS[task], root)
     cache = Path(cache_dir) / "features"
     s = _seed_for(task, seed)
@@ -297,8 +308,7 @@ def load_task(task: str, data: DataConfig, seed: int, cache_dir: Path) -> TaskDa
     if task == "asc":
         from tf_scenes.datasets import tau2020
 
-        train = tau2020.load(root, "train")
-        test = tau2020.load(root, "evaluate")
+        train, test = tau2020.load_fold1(root, **opts)
         tr, va = holdout([r.identifier for r in train], data.val_fraction, s)
         tr, va = _cap(tr, data.max_train_clips, s), _cap(va, data.max_val_clips, s)
         recs = [train[i] for i in tr], [train[i] for i in va], test
@@ -314,7 +324,7 @@ def load_task(task: str, data: DataConfig, seed: int, cache_dir: Path) -> TaskDa
     elif task == "tag":
         from tf_scenes.datasets import fsd2019
 
-        records = fsd2019.load(root, "curated")
+        records = fsd2019.load(root, "curated", **opts)
         train, test = fsd2019.kfold_split(records)  # KFold(5, shuffle=True, random_state=42), fold 0
         tr, va = holdout(np.arange(len(train)), data.val_fraction, s)
         tr, va = _cap(tr, data.max_train_clips, s), _cap(va, data.max_val_clips, s)
@@ -329,8 +339,9 @@ def load_task(task: str, data: DataConfig, seed: int, cache_dir: Path) -> TaskDa
     elif task == "sed":
         from tf_scenes.datasets import nigens2020
 
-        train = nigens2020.load(root, folds=(3, 4, 5, 6), fmt="mic")
-        test = nigens2020.load(root, folds=(1,), fmt="mic")
+        train = nigens2020.load(root, folds=(3, 4, 5, 6), fmt="mic", **opts)
+        test = nigens2020.load(root, folds=(1,), fmt="mic", **opts)
+        check_disjoint(train, test)
         tr, va = holdout(np.arange(len(train)), data.val_fraction, s)
         tr, va = _cap(tr, data.max_train_clips, s), _cap(va, data.max_val_clips, s)
         recs = [train[i] for i in tr], [train[i] for i in va], test
@@ -363,11 +374,18 @@ def prepare(cfg: Config, env) -> Data:
 
         raise ConfigError(f"export_run {cfg.export_run!r} is not a run of this profile; runs: {list(plan_)}",
                           key="export_run")
+    from tf_scenes.datasets import LoadReport
+
     needed = sorted({t for r in plan_.values() for t in r.tasks}, key=TASKS.index)
+    if cfg.data.root:
+        for t in needed:
+            dataset_root(cfg.data, t)  # ConfigError now, before any work, when a dataset folder is not there
     if not cfg.data.root and not all(getattr(cfg.data, f"{t}_root") for t in needed):
         ensure_writable_dir(cfg.data.synthetic_dir)  # fail before any long work
-    tasks = {t: load_task(t, cfg.data, cfg.seed, env.cache_dir) for t in needed}
-    return Data(tasks, provenance.combine([d.label for d in tasks.values()]))
+    report = LoadReport()
+    tasks = {t: load_task(t, cfg.data, cfg.seed, env.cache_dir, report) for t in needed}
+    label = study.label_with_skipped(provenance.combine([d.label for d in tasks.values()]), report)
+    return Data(tasks, label, tuple(report.to_dict()["skipped"]))
 
 
 # ----------------------------------------------------------------------------------------------

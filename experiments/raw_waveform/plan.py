@@ -229,20 +229,22 @@ def resolve_data_root(cfg: Config) -> Path:
     return Path(roots["esc50"])
 
 
-def load_records(cfg: Config, root: Path) -> tuple[list, list[str]]:
-    """HierRecords of the dataset and the fine classes in class-map (or ESC-50 target) order."""
-    from tf_scenes.datasets import esc50
+def load_records(cfg: Config, root: Path, report=None) -> tuple[list, list[str]]:
+    """HierRecords of the dataset and the fine classes in class-map (or ESC-50 target) order;
+    listed files skipped because they are missing go to ``report`` (with data.skip_missing)."""
+    from tf_scenes.datasets import LoadReport, esc50
     from tf_scenes.errors import DataFormatError
 
     root = Path(root)
+    opts = study.reader_options(cfg.data, LoadReport() if report is None else report)
     if (root / "meta" / "esc50.csv").exists():
         cmap_path = Path(cfg.data.class_map) if cfg.data.class_map else root / "meta" / "class_map.csv"
         if cfg.data.class_map or cmap_path.exists():
             cmap = esc50.load_class_map(cmap_path)
-            records = esc50.to_hier(esc50.load(root), cmap)
+            records = esc50.to_hier(esc50.load(root, **opts), cmap)
             order = list(cmap)
         else:  # the real ESC-50 without a class map: its 5 groups of 10 classes
-            records = esc50.load_hier(root)
+            records = esc50.load_hier(root, **opts)
             order = list(esc50.CATEGORIES)
     else:
         cmap_path = Path(cfg.data.class_map) if cfg.data.class_map else root / "class_map.csv"
@@ -251,7 +253,8 @@ def load_records(cfg: Config, root: Path) -> tuple[list, list[str]]:
                                   "class map",
                                   hint=f"pass --set data.class_map=FINE_COARSE.csv (looked for {cmap_path})")
         cmap = esc50.load_class_map(cmap_path)
-        records = esc50.load_folder_per_class(root, cmap, seed=cfg.data.fold_seed)
+        records = esc50.load_folder_per_class(root, cmap, seed=cfg.data.fold_seed,
+                                              allow_outside_root=cfg.data.allow_outside_root)
         order = list(cmap)
     present = {r.fine for r in records}
     return records, [f for f in order if f in present]
@@ -416,9 +419,12 @@ def prepare(cfg: Config, env) -> Data:
 
     if not cfg.data.root:
         ensure_writable_dir(cfg.data.synthetic_dir)  # fail before any long work
+    from tf_scenes.datasets import LoadReport
+
     root = resolve_data_root(cfg)
-    label = provenance.describe(DATASET, root)
-    records, fine_order = load_records(cfg, root)
+    report = LoadReport()
+    records, fine_order = load_records(cfg, root, report)
+    label = study.label_with_skipped(provenance.describe(DATASET, root), report)
     classes = choose_classes(records, fine_order, cfg.transfer)
     splits = make_splits(records, classes, cfg)
     binaural = is_binaural(records, cfg.data.binaural)
@@ -426,7 +432,7 @@ def prepare(cfg: Config, env) -> Data:
              len(classes.transfer), binaural)
     windows = clip_windows([r.path for r in records], env.cache_dir, binaural=binaural)
     views = {k: WindowView(windows, s.rows) for k, s in splits.items()}
-    data = Data(label, root, classes, splits, views, binaural, int(windows.shape[1]))
+    data = Data(label, root, classes, splits, views, binaural, int(windows.shape[1]), tuple(report.to_dict()["skipped"]))
     write_splits(data, env.out)
     return data
 

@@ -193,13 +193,15 @@ def prepare(cfg: Config, env) -> Data:
 
     if not cfg.data.root:
         ensure_writable_dir(cfg.data.synthetic_dir)  # fail before any long work
+    from tf_scenes.datasets import LoadReport
+
     root = resolve_data_root(cfg)
-    label = provenance.describe(DATASET, root)
-    records = tau2020.load(root, split="train")
+    report = LoadReport()
+    records, eval_records = tau2020.load_fold1(root, **study.reader_options(cfg.data, report))
+    label = study.label_with_skipped(provenance.describe(DATASET, root), report)
     if cfg.data.max_train_clips:
         rng = np.random.default_rng(cfg.seed)
         records = [records[i] for i in sorted(rng.permutation(len(records))[: cfg.data.max_train_clips])]
-    eval_records = tau2020.load(root, split="evaluate")
     train_records, val_records = location_split(records, cfg.data.val_fraction, cfg.seed)
     log.info("clips: train %d, validation %d (held-out locations), evaluation %d",
              len(train_records), len(val_records), len(eval_records))
@@ -215,7 +217,8 @@ def prepare(cfg: Config, env) -> Data:
                             env.cache_dir / "features")
     n_tr, n_va, n_ev = len(train_records), len(val_records), len(eval_records)
     return Data(label, root, Split(train_records, x_all[:n_tr]), Split(val_records, x_all[n_tr:n_tr + n_va]),
-                Split(eval_records, x_all[n_tr + n_va:n_tr + n_va + n_ev]), aug_records, x_all, n_tr + n_va + n_ev)
+                Split(eval_records, x_all[n_tr + n_va:n_tr + n_va + n_ev]), aug_records, x_all, n_tr + n_va + n_ev,
+                tuple(report.to_dict()["skipped"]))
 
 
 def augmentation_kind(record) -> str:

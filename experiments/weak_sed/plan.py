@@ -219,15 +219,15 @@ def _remix_key(cfg: Config) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def load_snr(snr: float, folder: Path, cache: Path) -> SnrData:
-    """Read one SNR's remix and its (cached) features."""
+def load_snr(snr: float, folder: Path, cache: Path, reader: dict | None = None) -> SnrData:
+    """Read one SNR's remix (``reader``: study.reader_options) and its (cached) features."""
     import json
 
     from tf_scenes.features import get_feature_config
     from tf_scenes.pipelines.cache import cached_features
     from tf_scenes.weak_sed.remix import multi_hot, read_remix
 
-    records = read_remix(folder)
+    records = read_remix(folder, **(reader or {}))
     feats = cached_features([r.path for r in records], get_feature_config("weak_sed"), cache / "features",
                             progress=False)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -274,8 +274,13 @@ def prepare(cfg: Config, env) -> Data:
 
     if not cfg.data.root and not cfg.data.events_root:
         ensure_writable_dir(cfg.data.synthetic_dir)  # fail before any long work
+    from tf_scenes.datasets import LoadReport
+
     folders, label = resolve_remix(cfg, env.cache_dir)
-    snr_data = {s: load_snr(s, folders[s], env.cache_dir) for s in cfg.data.snrs}
+    report = LoadReport()
+    snr_data = {s: load_snr(s, folders[s], env.cache_dir, study.reader_options(cfg.data, report))
+                for s in cfg.data.snrs}
+    label = study.label_with_skipped(label, report)
     first = snr_data[cfg.data.snrs[0]]
     for s, d in snr_data.items():  # the same mixtures (names, folds, events) at every SNR
         if [r.name for r in d.records] != [r.name for r in first.records] or d.plan_sha256 != first.plan_sha256:
@@ -289,7 +294,8 @@ def prepare(cfg: Config, env) -> Data:
              for k, sp in splits.items()}
     selection = (f"{cfg.train.select} epoch on validation micro-AP (a seeded {cfg.data.val_fraction:g} "
                  "of the training folds' mixtures)" if cfg.data.val_fraction > 0 else "last epoch (no validation split)")
-    return Data(label, folders, snr_data, splits, stats, sorted(set(folds.tolist())), _protocol_text(cfg), selection)
+    return Data(label, folders, snr_data, splits, stats, sorted(set(folds.tolist())), _protocol_text(cfg), selection,
+                tuple(report.to_dict()["skipped"]))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,12 +17,12 @@ a seeded class-balanced 5-way split.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataFormatError
-from .common import (check_files_exist, check_label, check_unique, list_errors, read_table,
-                     require_nonempty, seeded_folds)
+from .common import (LoadReport, RowPaths, apply_missing, check_label, check_missing_mode, check_unique,
+                     list_errors, outside_spelling, read_table, require_nonempty, seeded_folds)
 
 CATEGORIES = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
@@ -57,16 +57,21 @@ class EscRecord:
     esc10: bool
     src_file: str
     take: str
+    source: Path | None = field(default=None, compare=False, repr=False)  # the csv (not compared)
+    line: int | None = field(default=None, compare=False, repr=False)     # its 1-based line
 
 
 @dataclass(frozen=True)
 class HierRecord:
-    """A clip with a fine and a coarse label and a fold id (1..5)."""
+    """A clip with a fine and a coarse label and a fold id (1..5); the csv and line that listed
+    it when it came from one (not compared)."""
 
     path: Path
     fine: str
     coarse: str
     fold: int
+    source: Path | None = field(default=None, compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
 
 
 def group_of(target: int) -> str:
@@ -83,19 +88,25 @@ def _int(path, line, name, text) -> int:
         raise DataFormatError(path, f"{name} {text!r} is not an integer", line=line) from None
 
 
-def read_esc50_csv(path, audio_dir=None, *, check_files: bool = False) -> list[EscRecord]:
+def read_esc50_csv(path, audio_dir=None, *, check_files: bool = False, missing: str = "error",
+                   allow_outside_root: bool = False, report: LoadReport | None = None) -> list[EscRecord]:
     """Read ``meta/esc50.csv``; `audio_dir` defaults to ``audio/`` beside ``meta/``.
 
     Checks category == CATEGORIES[target], fold in 1..5, esc10 True/False, and that the file
-    name's fold, take and target agree with the columns.
+    name's fold, take and target agree with the columns.  The folder above ``meta/`` is the
+    dataset root; `missing`, `allow_outside_root` and `report` are those of
+    :func:`tf_scenes.datasets.tau2020.read_fold_csv`.
     """
     path = Path(path)
+    check_missing_mode(missing)
     audio_dir = Path(audio_dir) if audio_dir is not None else path.parent.parent / "audio"
     _, rows = read_table(path, COLUMNS, delimiter=",", quoted=True)
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="filename")
+    paths = RowPaths(path.parent.parent, path, allow_outside_root=allow_outside_root)
     records = []
     for row in rows:
         filename, fold_s, target_s, category, esc10_s, src_file, take = row.fields
+        wav = paths(audio_dir, filename, row.line)
         fold, target = _int(path, row.line, "fold", fold_s), _int(path, row.line, "target", target_s)
         if not 1 <= fold <= N_FOLDS:
             raise DataFormatError(path, f"fold {fold} out of range 1..{N_FOLDS}", line=row.line)
@@ -105,22 +116,26 @@ def read_esc50_csv(path, audio_dir=None, *, check_files: bool = False) -> list[E
                                   f"(expected target {CATEGORIES.index(category)})", line=row.line)
         if esc10_s not in ("True", "False"):
             raise DataFormatError(path, f"esc10 must be True or False, found {esc10_s!r}", line=row.line)
-        m = _NAME_RE.match(filename)
+        # A path accepted by allow_outside_root is checked by its last part.
+        m = _NAME_RE.match(Path(filename).name if outside_spelling(filename) else filename)
         if m is None or int(m["fold"]) != fold or int(m["target"]) != target or m["take"] != take:
             raise DataFormatError(path, f"file name {filename!r} does not match fold {fold}, take {take!r}, "
                                   f"target {target}", line=row.line,
                                   hint="expected {fold}-{clip}-{take}-{target}.wav")
-        records.append(EscRecord(path=audio_dir / filename, filename=filename, fold=fold, target=target,
-                                 category=category, esc10=esc10_s == "True", src_file=src_file, take=take))
+        records.append(EscRecord(path=wav, filename=filename, fold=fold, target=target,
+                                 category=category, esc10=esc10_s == "True", src_file=src_file, take=take,
+                                 source=path, line=row.line))
     if check_files:
-        check_files_exist([r.path for r in records], path)
+        records = apply_missing(records, path, missing=missing, report=report, name=lambda r: r.filename)
     return records
 
 
-def load(root, *, check_files: bool = True) -> list[EscRecord]:
-    """Load ESC-50 from ``root/meta/esc50.csv`` and ``root/audio/``."""
+def load(root, *, check_files: bool = True, missing: str = "error", allow_outside_root: bool = False,
+         report: LoadReport | None = None) -> list[EscRecord]:
+    """Load ESC-50 from ``root/meta/esc50.csv`` and ``root/audio/`` (arguments: :func:`read_esc50_csv`)."""
     root = Path(root)
-    return read_esc50_csv(root / "meta" / "esc50.csv", root / "audio", check_files=check_files)
+    return read_esc50_csv(root / "meta" / "esc50.csv", root / "audio", check_files=check_files, missing=missing,
+                          allow_outside_root=allow_outside_root, report=report)
 
 
 def to_hier(records, class_map: dict[str, str] | None = None) -> list[HierRecord]:
@@ -133,14 +148,18 @@ def to_hier(records, class_map: dict[str, str] | None = None) -> list[HierRecord
             coarse = class_map[r.category]
         else:
             raise DataFormatError(r.path, f"category {r.category!r} is not in the class map")
-        out.append(HierRecord(path=r.path, fine=r.category, coarse=coarse, fold=r.fold))
+        out.append(HierRecord(path=r.path, fine=r.category, coarse=coarse, fold=r.fold, source=r.source,
+                              line=r.line))
     return out
 
 
-def load_hier(root, class_map_path=None, *, check_files: bool = True) -> list[HierRecord]:
-    """ESC-50 as (fine, coarse, fold) records, with an optional ``fine,coarse`` class map csv."""
+def load_hier(root, class_map_path=None, *, check_files: bool = True, missing: str = "error",
+              allow_outside_root: bool = False, report: LoadReport | None = None) -> list[HierRecord]:
+    """ESC-50 as (fine, coarse, fold) records, with an optional ``fine,coarse`` class map csv
+    (the other arguments: :func:`load`)."""
     cmap = load_class_map(class_map_path) if class_map_path is not None else None
-    return to_hier(load(root, check_files=check_files), cmap)
+    return to_hier(load(root, check_files=check_files, missing=missing, allow_outside_root=allow_outside_root,
+                        report=report), cmap)
 
 
 def load_class_map(path) -> dict[str, str]:
@@ -159,12 +178,15 @@ def load_class_map(path) -> dict[str, str]:
 
 
 def load_folder_per_class(root, class_map: dict[str, str], *, n_folds: int = N_FOLDS, seed: int = 0,
-                          extensions=(".wav",)) -> list[HierRecord]:
+                          extensions=(".wav",), allow_outside_root: bool = False) -> list[HierRecord]:
     """Records for ``root/{fine}/*.wav`` with coarse labels from `class_map`.
 
     Every sub-folder must be a fine class of the map and every fine class must have a folder
     with at least one file.  Folds 1..n_folds come from :func:`~.common.seeded_folds` (balanced
-    per fine class, deterministic for a seed).
+    per fine class, deterministic for a seed).  A file (or class folder) that is a symlink
+    leading out of `root` is refused unless ``allow_outside_root``; two entries that are the
+    same file (symlinks) are refused, naming both.  The files are found on disk, so none can be
+    missing: there is no `missing` mode.
     """
     root = Path(root)
     if not root.is_dir():
@@ -185,5 +207,8 @@ def load_folder_per_class(root, class_map: dict[str, str], *, n_folds: int = N_F
             files += [(fine, p) for p in found]
     list_errors(problems, len(class_map), root, "classes have no audio")
     require_nonempty(files, root, "audio files")
+    paths = RowPaths(root, root, allow_outside_root=allow_outside_root)
+    for _, p in files:
+        paths(root, str(p.relative_to(root)), None)
     folds = seeded_folds([str(p.relative_to(root)) for _, p in files], [f for f, _ in files], n_folds, seed)
     return [HierRecord(path=p, fine=fine, coarse=class_map[fine], fold=k) for (fine, p), k in zip(files, folds)]

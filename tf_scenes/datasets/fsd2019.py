@@ -16,15 +16,15 @@ set with scikit-learn ``KFold(5, shuffle=True, random_state=42)`` and uses the f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TypeVar
 
 import numpy as np
 
 from ..errors import DataFormatError
-from .common import (check_files_exist, check_label, check_unique, read_lines, read_table,
-                     require_nonempty)
+from .common import (LoadReport, RowPaths, apply_missing, check_disjoint, check_label, check_missing_mode,
+                     check_unique, outside_spelling, read_lines, read_table, require_nonempty)
 
 T = TypeVar("T")
 
@@ -52,30 +52,41 @@ COLUMNS = ("fname", "labels")
 
 @dataclass(frozen=True)
 class TagRecord:
-    """One FSDKaggle2019 clip: audio path, file name as in the csv and its labels (csv order)."""
+    """One FSDKaggle2019 clip: audio path, file name as in the csv and its labels (csv order);
+    the csv and 1-based line that listed it (not compared)."""
 
     path: Path
     fname: str
     labels: tuple[str, ...]
+    source: Path | None = field(default=None, compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
 
 
-def read_tag_csv(path, audio_dir=None, *, check_files: bool = False) -> list[TagRecord]:
+def read_tag_csv(path, audio_dir=None, *, check_files: bool = False, missing: str = "error",
+                 allow_outside_root: bool = False, report: LoadReport | None = None) -> list[TagRecord]:
     """Read ``train_curated.csv`` / ``train_noisy.csv`` (comma-separated, quoted multi-labels).
 
     Args:
-      path: the csv.
+      path: the csv.  Its folder is the dataset root: every listed file must lie inside it.
       audio_dir: folder of the wav files (default: ``train_curated/`` or ``train_noisy/`` beside
         the csv, named after the csv).
-      check_files: raise one error listing the missing wav files.
+      check_files: look for the listed wav files.
+      missing: with check_files, "error" (one error listing the missing files) or "skip" (drop
+        them, log one line, append them to `report`).
+      allow_outside_root: accept absolute names, ``..`` and audio outside the csv's folder.
+      report: a :class:`~.common.LoadReport` collecting the skipped files.
     """
     path = Path(path)
+    check_missing_mode(missing)
     audio_dir = Path(audio_dir) if audio_dir is not None else path.parent / path.stem
     _, rows = read_table(path, COLUMNS, delimiter=",", quoted=True)
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="fname")
+    paths = RowPaths(path.parent, path, allow_outside_root=allow_outside_root)
     records = []
     for row in rows:
         fname, raw = row.fields
-        if not fname.endswith(".wav") or "/" in fname:
+        wav = paths(audio_dir, fname, row.line)
+        if not fname.endswith(".wav") or ("/" in fname and outside_spelling(fname) is None):
             raise DataFormatError(path, f"bad fname {fname!r}", line=row.line,
                                   hint="expected a bare wav name such as 0006ae4e.wav")
         labels = tuple(s.strip() for s in raw.split(","))
@@ -85,18 +96,24 @@ def read_tag_csv(path, audio_dir=None, *, check_files: bool = False) -> list[Tag
             check_label(lab, CLASSES, path, row.line, what="label")
         if len(set(labels)) != len(labels):
             raise DataFormatError(path, f"label repeated in {raw!r}", line=row.line)
-        records.append(TagRecord(path=audio_dir / fname, fname=fname, labels=labels))
+        records.append(TagRecord(path=wav, fname=fname, labels=labels, source=path, line=row.line))
     if check_files:
-        check_files_exist([r.path for r in records], path)
+        records = apply_missing(records, path, missing=missing, report=report, name=lambda r: r.fname)
     return records
 
 
-def load(root, subset: str = "curated", *, check_files: bool = True) -> list[TagRecord]:
-    """Load ``train_{subset}.csv`` with audio in ``train_{subset}/``."""
+def load(root, subset: str = "curated", *, check_files: bool = True, missing: str = "error",
+         allow_outside_root: bool = False, report: LoadReport | None = None) -> list[TagRecord]:
+    """Load ``train_{subset}.csv`` with audio in ``train_{subset}/``.
+
+    `missing` ("error" / "skip"), `allow_outside_root` and `report` are those of
+    :func:`read_tag_csv` (and of :func:`tf_scenes.datasets.tau2020.load`).
+    """
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; expected one of {', '.join(SUBSETS)}")
     root = Path(root)
-    return read_tag_csv(root / f"train_{subset}.csv", root / f"train_{subset}", check_files=check_files)
+    return read_tag_csv(root / f"train_{subset}.csv", root / f"train_{subset}", check_files=check_files,
+                        missing=missing, allow_outside_root=allow_outside_root, report=report)
 
 
 def check_sample_submission(path) -> tuple[str, ...]:
@@ -154,7 +171,11 @@ def kfold_split(records: Sequence[T], n_splits: int = 5, seed: int = 42, fold: i
     """Split records like ``KFold(n_splits, shuffle=True, random_state=seed)``, fold `fold`.
 
     For the 4,970 curated clips in csv order this gives 3,976 training and 994 validation clips.
+    Records combined from several lists must not name one file twice: a clip in both parts
+    raises one DataFormatError naming both lines (:func:`~.common.check_disjoint`).
     """
     require_nonempty(records, "kfold_split", "records")
     tr, va = kfold_indices(len(records), n_splits, seed, fold)
-    return [records[i] for i in tr], [records[i] for i in va]
+    train, validation = [records[i] for i in tr], [records[i] for i in va]
+    check_disjoint(train, validation, names=("training", "validation"))
+    return train, validation

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError
-from .common import list_errors, read_lines
+from .common import LoadReport, RowPaths, apply_missing, check_missing_mode, list_errors, read_lines
 
 CLASSES = ("alarm", "baby", "crash", "dog", "engine", "female_scream", "female_speech", "fire",
            "footsteps", "knock", "male_scream", "male_speech", "phone", "piano")
@@ -116,12 +116,17 @@ def activity_matrix(rows: np.ndarray, n_frames: int = N_FRAMES, n_classes: int =
     return y
 
 
-def load(root, folds=FOLDS, fmt: str = "mic", *, check_files: bool = True) -> list[SedRecord]:
+def load(root, folds=FOLDS, fmt: str = "mic", *, check_files: bool = True, missing: str = "error",
+         allow_outside_root: bool = False, report: LoadReport | None = None) -> list[SedRecord]:
     """Pair ``{fmt}_dev/*.wav`` with ``metadata_dev/*.csv`` by name, for the selected folds.
 
     The metadata folder is the index.  With ``check_files`` every metadata file needs its wav
-    and every wav its metadata; the problems are listed in one error.
+    and every wav its metadata; the problems are listed in one error.  With ``missing="skip"``
+    recordings whose wav is missing are dropped instead (one log line, appended to `report`); a
+    wav without metadata is still an error.  A metadata file or wav that is a symlink leading
+    out of `root` is refused unless ``allow_outside_root``, and so are two names of one file.
     """
+    check_missing_mode(missing)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     bad = [f for f in folds if f not in FOLDS]
@@ -132,22 +137,30 @@ def load(root, folds=FOLDS, fmt: str = "mic", *, check_files: bool = True) -> li
     if not meta_dir.is_dir():
         raise DataFormatError(meta_dir, "metadata folder not found",
                               hint="root must hold metadata_dev/ and mic_dev/ or foa_dev/")
+    # Names come from the folder listing, so only symlinks can lead out of the root or alias a file.
+    metas_in = RowPaths(root, root, allow_outside_root=allow_outside_root)
+    wavs_in = RowPaths(root, root, allow_outside_root=allow_outside_root)
     records = []
     for csv_path in sorted(meta_dir.glob("*.csv")):
         p = parse_nigens_name(csv_path.name, source=csv_path)
         if p["fold"] in folds:
-            records.append(SedRecord(path=audio_dir / f"{p['stem']}.wav", meta_path=csv_path, fold=p["fold"],
+            metas_in(root, f"{METADATA_DIR}/{csv_path.name}", None)
+            wav = wavs_in(root, f"{fmt}_dev/{p['stem']}.wav", None)
+            records.append(SedRecord(path=wav, meta_path=csv_path, fold=p["fold"],
                                      room=p["room"], mix=p["mix"], ov=p["ov"], fmt=fmt))
     if check_files:
         if not audio_dir.is_dir():
             raise DataFormatError(audio_dir, "audio folder not found", hint=f"expected {fmt}_dev/ beside metadata_dev/")
         wavs = {w.stem for w in audio_dir.glob("*.wav")}
         metas = {c.stem for c in meta_dir.glob("*.csv")}
-        problems = [f"{s}.wav has no metadata" for s in sorted(wavs - metas)
+        unlisted = [f"{s}.wav has no metadata" for s in sorted(wavs - metas)
                     if parse_nigens_name(s, source=audio_dir)["fold"] in folds]
-        problems += [f"{r.meta_path.name} has no {fmt}_dev wav" for r in records if r.path.stem not in wavs]
-        list_errors(problems, len(records), root, "recordings are unpaired",
-                    hint="every recording needs a wav and a metadata csv with the same name")
+        absent = [f"{r.meta_path.name} has no {fmt}_dev wav" for r in records if r.path.stem not in wavs]
+        list_errors(unlisted + (absent if missing == "error" else []), len(records), root,
+                    "recordings are unpaired", hint="every recording needs a wav and a metadata csv with the same name")
+        if missing == "skip":
+            records = apply_missing(records, meta_dir, missing=missing, report=report, name=lambda r: r.path.name,
+                                    source=lambda r: r.meta_path, what=f"{fmt}_dev wav")
     if not records:
         raise DataFormatError(meta_dir, f"no metadata csv files for folds {tuple(folds)}",
                               hint="check the root folder")

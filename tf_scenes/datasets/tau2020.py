@@ -20,11 +20,12 @@ broad classes (indoor / outdoor / transportation): :func:`read_broad_csv`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataFormatError
-from .common import check_files_exist, check_label, check_unique, read_table
+from .common import (LoadReport, RowPaths, apply_missing, check_disjoint, check_label, check_missing_mode,
+                     check_unique, read_table)
 
 # Scene classes in the order of the spec / DCASE task description.
 SCENES = ("airport", "shopping_mall", "metro_station", "street_pedestrian", "public_square",
@@ -72,6 +73,7 @@ class AscRecord:
       identifier: ``{city}-{location}`` (the recording location; group splits by it).
       clip_id: ``{scene}-{city}-{location}-{segment}``, shared by parallel recordings.
       broad: the two-stage broad class of the scene.
+      source, line: the csv and the 1-based line that listed the clip (not compared).
     """
 
     path: Path
@@ -84,6 +86,8 @@ class AscRecord:
     identifier: str
     clip_id: str
     broad: str
+    source: Path | None = field(default=None, compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
 
 
 def parse_tau_filename(name: str, *, source=None, line: int | None = None,
@@ -125,38 +129,49 @@ def parse_tau_filename(name: str, *, source=None, line: int | None = None,
     return d
 
 
-def _record(root: Path, name: str, source, line: int, allow_augmented: bool = False) -> AscRecord:
+def _record(paths: RowPaths, name: str, source, line: int, allow_augmented: bool = False) -> AscRecord:
+    path = paths(paths.root, name, line)  # before the name: "outside the root" says more than "bad name"
     p = parse_tau_filename(name, source=source, line=line, allow_augmented=allow_augmented)
-    return AscRecord(path=root / name, filename=name, scene=p["scene"], city=p["city"],
+    return AscRecord(path=path, filename=name, scene=p["scene"], city=p["city"],
                      location=p["location"], segment=p["segment"], device=p["device"],
-                     identifier=p["identifier"], clip_id=p["clip_id"], broad=p["broad"])
+                     identifier=p["identifier"], clip_id=p["clip_id"], broad=p["broad"],
+                     source=source, line=line)
 
 
 def _default_root(path: Path) -> Path:
     return path.parent.parent if path.parent.name == "evaluation_setup" else path.parent
 
 
-def read_fold_csv(path, root=None, *, check_files: bool = False,
+def read_fold_csv(path, root=None, *, check_files: bool = False, missing: str = "error",
+                  allow_outside_root: bool = False, report: LoadReport | None = None,
                   allow_augmented: bool = False) -> list[AscRecord]:
     """Read a TAU 2020 csv: ``fold1_{train,evaluate}.csv``, ``fold1_test.csv`` or ``meta.csv``.
 
     The kind is recognised from the header.  Scene labels must match the scene in the file name;
-    meta.csv's identifier and source_label must match the name too.
+    meta.csv's identifier and source_label must match the name too.  Every ``filename`` must
+    lie inside `root` (no absolute path, no ``..``, no symlink leading out) and name a file
+    listed once, whatever its spelling (:class:`~.common.RowPaths`).
 
     Args:
       path: the csv.
       root: dataset root that ``filename`` is relative to; default: the folder above
         ``evaluation_setup/`` (or the csv's folder).
-      check_files: raise if listed audio files are missing (default False: a bare csv works).
+      check_files: look for the listed audio files (default False: a bare csv works).
+      missing: with check_files, "error" raises one error listing the missing files; "skip"
+        drops them, logs one line and appends them to `report` (:func:`~.common.apply_missing`).
+      allow_outside_root: accept rows that lead outside `root` (audio kept elsewhere).
+      report: a :class:`~.common.LoadReport` collecting the skipped files.
       allow_augmented: accept names with an augmentation tag (lists of generated clips).
     """
     path = Path(path)
+    check_missing_mode(missing)
     root = Path(root) if root is not None else _default_root(path)
     header, rows = read_table(path, [FOLD_COLUMNS, TEST_COLUMNS, META_COLUMNS], delimiter="\t")
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="file name")
+    paths = RowPaths(root, path, allow_outside_root=allow_outside_root)
     records = []
     for row in rows:
-        rec = _record(root, row.fields[0], path, row.line, allow_augmented)
+        rec = _record(paths, row.fields[0], path, row.line, allow_augmented)
         if len(header) >= 2:
             label = row.fields[1]
             if label in BROAD_CLASSES:
@@ -176,23 +191,27 @@ def read_fold_csv(path, root=None, *, check_files: bool = False,
                                       f"(expected device {rec.device!r})", line=row.line)
         records.append(rec)
     if check_files:
-        check_files_exist([r.path for r in records], path)
+        records = apply_missing(records, path, missing=missing, report=report, name=lambda r: r.filename)
     return records
 
 
-def read_broad_csv(path, root=None, *, check_files: bool = False) -> list[AscRecord]:
+def read_broad_csv(path, root=None, *, check_files: bool = False, missing: str = "error",
+                   allow_outside_root: bool = False, report: LoadReport | None = None) -> list[AscRecord]:
     """Read a 3-class csv (filename, scene_label with labels indoor / outdoor / transportation).
 
     This is the relabelled list of the two-stage code (e.g. ``fold1_evaluate_3class.csv``).  The
-    broad label must agree with the scene in the file name.
+    broad label must agree with the scene in the file name.  The other arguments are those of
+    :func:`read_fold_csv`.
     """
     path = Path(path)
+    check_missing_mode(missing)
     root = Path(root) if root is not None else _default_root(path)
     _, rows = read_table(path, FOLD_COLUMNS, delimiter="\t")
     check_unique(rows, key=lambda r: r.fields[0], line=lambda r: r.line, path=path, what="file name")
+    paths = RowPaths(root, path, allow_outside_root=allow_outside_root)
     records = []
     for row in rows:
-        rec = _record(root, row.fields[0], path, row.line)
+        rec = _record(paths, row.fields[0], path, row.line)
         label = row.fields[1]
         check_label(label, BROAD_CLASSES, path, row.line, what="broad label",
                     hint="10-class lists are read with read_fold_csv" if label in SCENES else None)
@@ -201,7 +220,7 @@ def read_broad_csv(path, root=None, *, check_files: bool = False) -> list[AscRec
                                   f"{rec.filename!r} ({rec.scene} -> {rec.broad})", line=row.line)
         records.append(rec)
     if check_files:
-        check_files_exist([r.path for r in records], path)
+        records = apply_missing(records, path, missing=missing, report=report, name=lambda r: r.filename)
     return records
 
 
@@ -221,16 +240,36 @@ def csv_path(root, split: str) -> Path:
     return root / "meta.csv" if split == "all" else root / "evaluation_setup" / f"fold1_{split}.csv"
 
 
-def load(root, split: str = "train", *, check_files: bool = True) -> list[AscRecord]:
+def load(root, split: str = "train", *, check_files: bool = True, missing: str = "error",
+         allow_outside_root: bool = False, report: LoadReport | None = None) -> list[AscRecord]:
     """Load one split of TAU 2020 Mobile development.
 
     Args:
       root: dataset root (the folder holding audio/, meta.csv and evaluation_setup/), or its parent.
       split: "train", "evaluate", "test" (fold1_*.csv) or "all" (meta.csv).
-      check_files: raise one DataFormatError listing missing audio files.
+      check_files: look for the listed audio files.
+      missing: "error" (one DataFormatError listing the missing files) or "skip" (drop them, log
+        one line, append them to `report`).
+      allow_outside_root: accept rows that are absolute, hold ``..`` or lead out of the root
+        through a symlink (audio kept elsewhere); refused by default.
+      report: a :class:`~.common.LoadReport` collecting the files skipped.
     """
     path = csv_path(root, split)
-    return read_fold_csv(path, resolve_root(root), check_files=check_files)
+    return read_fold_csv(path, resolve_root(root), check_files=check_files, missing=missing,
+                         allow_outside_root=allow_outside_root, report=report)
+
+
+def load_fold1(root, *, check_files: bool = True, missing: str = "error", allow_outside_root: bool = False,
+               report: LoadReport | None = None) -> tuple[list[AscRecord], list[AscRecord]]:
+    """(train, evaluate) records of fold 1, checked to share no clip (:func:`~.common.check_disjoint`).
+
+    The arguments are those of :func:`load`.  A clip in both lists raises one DataFormatError
+    naming both csv files and lines.
+    """
+    kw = dict(check_files=check_files, missing=missing, allow_outside_root=allow_outside_root, report=report)
+    train, evaluate = load(root, "train", **kw), load(root, "evaluate", **kw)
+    check_disjoint(train, evaluate)
+    return train, evaluate
 
 
 def parallel_groups(records) -> dict[str, dict[str, AscRecord]]:

@@ -1,6 +1,6 @@
 """Parse the output of the Unix ``tree`` command into relative paths.
 
-Used to check the readers' name parsing on real file listings (shared/reference/tree_*.txt)
+Used to check the readers' name parsing on real file listings (tests/data/reference/tree_*.txt.gz)
 without the audio.  The listing looks like::
 
     dcase2020_asc
@@ -16,6 +16,7 @@ Indentation units are 4 characters (``│   ``, ``    ``, or ``│`` + two no-br
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -56,11 +57,21 @@ def parse_tree(text: str, source="<tree>") -> list[str]:
 
 
 def read_tree(path) -> list[str]:
-    """:func:`parse_tree` on a file."""
+    """:func:`parse_tree` on a file, gzip-compressed when its name ends in ``.gz``."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, "file not found")
-    return parse_tree(path.read_text(encoding="utf-8"), source=path)
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise DataFormatError(path, f"not a readable gzip file ({e})") from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFormatError(path, f"not UTF-8 text (offset {e.start})") from e
+    return parse_tree(text, source=path)
 
 
 def tree_files(paths_or_file, under: str | None = None, suffix: str | None = None) -> list[str]:

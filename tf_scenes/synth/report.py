@@ -72,8 +72,7 @@ def asc_report(root, progress: bool = True, write: bool = True) -> dict:
     from ..io_utils import atomic_write_json
 
     root = Path(root)
-    train = tau2020.load(root, "train")
-    evaluate = tau2020.load(root, "evaluate")
+    train, evaluate = tau2020.load_fold1(root)
     x_tr = clip_features([r.path for r in train], progress=progress)
     x_ev = clip_features([r.path for r in evaluate], progress=progress)
     dev = np.array([r.device for r in evaluate])

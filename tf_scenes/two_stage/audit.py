@@ -15,6 +15,9 @@ row order (a label leak).  This audit reports the 10-class ensemble accuracy (79
 row-by-row fused accuracy (81.89 %, the published Table 2 figure) and the accuracy of the correct,
 filename-joined fusion (79.36 %), each with the paper's device groups.
 
+The four files ship with tf_scenes (``tf_scenes/two_stage/reference/``, with their source, license
+and hashes in its README.md), so the audit needs no argument:
+
     tf-scenes audit-fusion [--reference-dir DIR] [--out audit.json]
 """
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataFormatError
+from ..errors import DataFormatError
 from ..metrics.classification import classification_report
 from .fusion import BROAD_CLASSES, SCENES, ScoreTable, broad_index, fuse, fuse_tables
 
@@ -52,11 +55,12 @@ EXPLANATION = (
 )
 
 
-def default_reference_dir() -> Path | None:
-    """``../shared/reference`` beside the repository root, if it exists."""
-    repo_root = Path(__file__).resolve().parents[2]
-    candidate = repo_root.parent / "shared" / "reference"
-    return candidate if candidate.is_dir() else None
+def default_reference_dir() -> Path:
+    """The copies of the published files shipped with the package (``two_stage/reference``)."""
+    from importlib.resources import files
+
+    # A wheel installs as plain files, so the resource is a real folder (zip imports are not supported).
+    return Path(str(files(__package__) / "reference"))
 
 
 def read_score_file(path, num_classes: int) -> np.ndarray:
@@ -117,7 +121,7 @@ def audit_fusion(reference_dir) -> dict:
     for name in (CSV_10, CSV_3, SCORES_10, SCORES_3):
         if not (ref / name).is_file():
             raise DataFormatError(ref / name, "file not found", hint="the audit needs the published score "
-                                  "files and their clip lists (see shared/reference/README.md)")
+                                  "files and their clip lists (see tf_scenes/two_stage/reference/README.md)")
     recs10 = read_fold_csv(ref / CSV_10)
     recs3 = read_broad_csv(ref / CSV_3)
     s10 = read_score_file(ref / SCORES_10, len(SCENES))
@@ -191,17 +195,14 @@ def audit_fusion(reference_dir) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    default = default_reference_dir()
-    parser.add_argument("--reference-dir", type=Path, default=default, required=default is None,
+    parser.add_argument("--reference-dir", type=Path, default=None,
                         help="folder holding the published score files and clip lists "
-                             f"(default: {default if default else '../shared/reference beside the repository'})")
+                             "(default: the copies shipped with tf_scenes, two_stage/reference)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
 
 
 def run(args) -> int:
     ref = getattr(args, "reference_dir", None) or default_reference_dir()
-    if ref is None:
-        raise ConfigError("--reference-dir is required (no ../shared/reference beside the repository)")
     result = audit_fusion(ref)
     from ..io_utils import dumps_json
 
