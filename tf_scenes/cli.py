@@ -26,6 +26,7 @@ COMMANDS = {
     "saliency": ("tf_scenes.saliency_cli", "draw CAM / Grad-CAM saliency of a model on an audio file"),
     "export": ("tf_scenes.export_cli", "export a trained run as a SavedModel taking waveforms"),
     "predict": ("tf_scenes.predict_cli", "run an exported SavedModel on audio files, print JSON lines"),
+    "augment": ("experiments.augment_cli", "write one two-stage augmentation of an audio file (to listen to it)"),
 }
 TRAINING_COMMANDS = ("reproduce", "finetune")
 
