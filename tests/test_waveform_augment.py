@@ -55,14 +55,14 @@ def test_spectrum_correction_matches_offline():
     for n in (SR, 30001):  # 30001 % 1024 = 305 samples under the last frame only
         x = scene(1.0)[:n]
         off = oa.apply_spectrum_correction(x, ratio)
-        on = wa.spectrum_correction(x, ratio).numpy()
+        on = wa.apply_spectrum_correction(x, ratio).numpy()
         assert on.shape == x.shape
         assert snr_db(off, on) > 100  # measured 136 dB
         tail = slice(n - n % 1024, n)
         assert snr_db(off[tail], on[tail]) > 100
     # a ratio of ones is the identity
     x = scene(0.5)
-    np.testing.assert_allclose(wa.spectrum_correction(x, np.ones(1025, np.float32)).numpy(), x, atol=1e-5)
+    np.testing.assert_allclose(wa.apply_spectrum_correction(x, np.ones(1025, np.float32)).numpy(), x, atol=1e-5)
 
 
 ENVELOPE_SIGNALS = {
@@ -96,6 +96,12 @@ def test_affine_scan_against_a_loop():
             v = a[i] * v + b[i]
             ref[i] = v
         np.testing.assert_allclose(wa._affine_scan(tf.constant(a), tf.constant(b)).numpy(), ref, rtol=1e-10, atol=1e-12)
+        a = rng.uniform(0.9999, 1.0, n)  # factors near 1, as the compander's: the cumprod / cumsum path
+        for i in range(n):
+            v = a[i] * v + b[i] if i else b[0]
+            ref[i] = v
+        np.testing.assert_allclose(wa._affine_scan(tf.constant(a), tf.constant(b), min_a=0.9999).numpy(), ref,
+                                   rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("curve", list(oa.COMPAND_CURVES))

@@ -8,7 +8,10 @@ extra device-A training clips:
   parallel recordings (:func:`spectrum_correction_reference`, :func:`apply_spectrum_correction`);
 * reverberation + dynamic range compression (:func:`reverb_drc`): pyroomacoustics ShoeBox RIR
   from a sampled RT60 (inverse Sabine), then a sox-style compander (:func:`compand`);
-* pitch shift, speed change, Gaussian noise and same-class mixing.
+* pitch shift, speed change, Gaussian noise and same-class mixing (partners from every training
+  clip of the scene, ``generate_augmented_set(partner_pool=...)``).
+
+:mod:`pipelines.waveform_augment` computes the same augmentations online, in TensorFlow.
 
 Every function is pure: it takes the signal and an explicit ``np.random.Generator`` and returns
 ``(y, params)`` where ``params`` is a JSON-able dict of what was drawn.
@@ -328,7 +331,9 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 def pitch_shift(x: np.ndarray, sr: int, rng: np.random.Generator, semitone_range=(-4.0, 4.0)
                 ) -> tuple[np.ndarray, dict]:
-    """Pitch shift by U(semitone_range) semitones, same duration (audiomentations.PitchShift).
+    """Pitch shift by U(semitone_range) semitones, same duration (audiomentations.PitchShift with its
+    default method, Signalsmith Stretch; the reference code used librosa's phase vocoder, which the
+    online :func:`pipelines.waveform_augment.apply_pitch_shift` follows).
 
     The shift is drawn from `rng` and passed to audiomentations as a fixed range, so the result
     does not depend on Python's global random state.
