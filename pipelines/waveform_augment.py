@@ -27,9 +27,10 @@ same_class_mix         f1 y1 + f2 y2 with a same-scene partner       the same
 =====================  ============================================  ===========================
 
 Equivalence with the offline functions, given the same drawn values (tests/test_waveform_augment.py):
-waveform SNR >= 40 dB for every kind but pitch shift (measured 53-151 dB); pitch shift matches
-librosa's phase vocoder (the reference code's method) at >= 40 dB and the offline Signalsmith
-shift within a log-mel tolerance (the two algorithms differ).
+waveform SNR >= 40 dB for every kind but pitch shift (measured: speed change 45-48 dB on full-band
+pink noise, the others 134-152 dB); the pitch shift matches librosa's phase vocoder (the reference
+code's method) at 46-47 dB and the offline Signalsmith shift in log-mel as closely as librosa
+does (the algorithms differ).
 
 Seeds.  Every function takes a shape-[2] integer seed (stateless random ops, as
 :mod:`pipelines.augment`).  :func:`clip_seed` derives a clip's seed for a kind: mode "fixed" from
@@ -43,14 +44,16 @@ Resources computed once, outside the per-clip path: the spectrum-correction rati
 room impulse response bank (:func:`rir_bank`, pyroomacoustics, cached as npz).  Same-scene
 partners come from :class:`ScenePartners` (per-scene index tables over ALL training clips).
 
-tensorflow-io: not installed in this environment (the package list names tensorflow-io 0.37.1).
-Its source was checked for pure-TF functions that could replace parts of this module:
-``tfio.audio.resample`` is a compiled op (libsamplerate binding), which fails to load on TF >= 2.18;
-``tfio.audio.spectrogram`` / ``inverse_spectrogram`` wrap ``tf.signal.stft`` without centring or
-reflect padding (the offline STFT is centred with reflect padding, librosa-style) and without the
-window-sum normalisation the inverse needs at the clip's ends; ``tfio.audio.time_stretch`` and
-``pitch_shift`` do not exist there; ``freq_mask`` / ``time_mask`` / ``fade`` / ``dbscale`` are not
-needed here.  So nothing from it is used.
+tensorflow-io: not installed in this environment (the package list names tensorflow-io 0.37.1), so
+nothing could be run on TF 2.21; its audio source (``tensorflow_io/python/ops/audio_ops.py``) was
+read for pure-TF functions that could replace parts of this module.  ``tfio.audio.resample`` calls
+a compiled op (``core_ops.io_audio_resample``, which does not load on TF >= 2.18);
+``spectrogram`` is ``|tf.signal.stft(pad_end=True)|``: magnitude only, not centred, no reflect
+padding and no inverse, where spectrum correction needs the centred, reflect-padded complex STFT
+and its window-normalised inverse; ``freq_mask`` / ``time_mask`` draw with the stateful
+``tf.random.uniform`` (not reproducible per clip; :mod:`pipelines.augment` has seeded ones);
+``melscale`` / ``dbscale`` / ``fade`` / ``trim`` are not needed here; there is no time stretch or
+pitch shift.  So nothing from it is used.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ from tf_scenes.two_stage.offline_augment import ATTACK_S, COMPAND_CURVES, DECAY_
 from .augment import _as_seed, fold_seed
 
 log = logging.getLogger(__name__)
+
+# Only explicit tf.cond / switch_case / while_loop and Python loops over constants here: AutoGraph
+# need not rewrite these functions when a tf.function or a tf.data map calls them (faster tracing).
+_no_autograph = tf.autograph.experimental.do_not_convert
 
 __all__ = ["WaveAugmentConfig", "AugmentParams", "RirBank", "ScenePartners", "REGISTRY", "KINDS",
            "augment", "apply_kinds", "clip_seed", "clip_keys", "rir_bank", "correction_ratio",
@@ -247,6 +254,7 @@ def _fast_len(n) -> tf.Tensor:
     return tf.cast(tf.gather(table, i), tf.int32)
 
 
+@_no_autograph
 def resample_at(x: tf.Tensor, positions: tf.Tensor, cutoff) -> tf.Tensor:
     """Band-limited values of `x` at fractional sample `positions` (float32, any shape).
 
@@ -290,6 +298,7 @@ def _index(seed, n: int) -> tf.Tensor:
 
 # ----------------------------------------------------------------------------- spectrum correction
 
+@_no_autograph
 def apply_spectrum_correction(wave, ratio, n_fft: int = N_FFT, hop: int = HOP) -> tf.Tensor:
     """Scale |STFT(wave)| per frequency bin by `ratio` and invert, keeping the phase (Hu et al. 2021,
     Sec. 3.2; offline :func:`~tf_scenes.two_stage.offline_augment.apply_spectrum_correction`).
@@ -377,6 +386,7 @@ def rir_bank(size: int = 128, rt60_range=(0.2, 1.0), sample_rate: int = SR, seed
     return bank
 
 
+@_no_autograph
 def apply_reverb(wave, rir, direct_path) -> tf.Tensor:
     """Convolve with `rir` (FFT), aligned to its direct path (sample `direct_path`), original length
     (offline: ``fftconvolve(x, rir)[peak:peak + len(x)]``)."""
@@ -446,6 +456,7 @@ def _affine_scan(a: tf.Tensor, b: tf.Tensor, block: int = 64, min_a: float | Non
     return tf.reshape(v, [-1])[:n]
 
 
+@_no_autograph
 def envelope(x, sample_rate: int = SR, attack: float = ATTACK_S, decay: float = DECAY_S,
              max_iterations: int = 32, dtype=tf.float64, return_iterations: bool = False):
     """sox compand's level follower on |x| (offline :func:`~tf_scenes.two_stage.offline_augment.envelope`):
@@ -510,6 +521,7 @@ def _interp_gain(env_db, points) -> tf.Tensor:
     return g[0] + tf.reduce_sum(frac * (g[1:] - g[:-1])[None], axis=1)
 
 
+@_no_autograph
 def compand(wave, curve_points, sample_rate: int = SR, attack: float = ATTACK_S, decay: float = DECAY_S,
             floor_db: float = -120.0) -> tf.Tensor:
     """Dynamic range compression like ``sox compand attack,decay points`` (offline
@@ -554,6 +566,7 @@ def _phase_vocoder(spec: tf.Tensor, rate, hop: int) -> tf.Tensor:
     return tf.cast(mag, tf.complex64) * _unit(phasor)  # renormalised: rounding of the product
 
 
+@_no_autograph
 def apply_pitch_shift(wave, semitones, n_fft: int = PV_N_FFT, hop: int = PV_HOP) -> tf.Tensor:
     """Shift the pitch by `semitones`, same duration: librosa.effects.pitch_shift's method (time
     stretch by 2^(-semitones/12) with a phase vocoder, centred zero-padded STFT n_fft 2048, hop
@@ -571,6 +584,7 @@ def apply_pitch_shift(wave, semitones, n_fft: int = PV_N_FFT, hop: int = PV_HOP)
     return tf.where(pos < tf.cast(n_stretch, tf.float32), y, 0.0)
 
 
+@_no_autograph
 def apply_speed_change(wave, rate) -> tf.Tensor:
     """Play `wave` `rate` times faster (pitch and tempo together): output sample m is the
     band-limited value at input time m * rate; past the input's end the output is zero (offline:
@@ -697,6 +711,7 @@ def _kind(name: str) -> Kind:
     return REGISTRY[name]
 
 
+@_no_autograph
 def augment(kind: str, wave, seed, params: AugmentParams | None = None, partner=None,
             return_drawn: bool = False):
     """One augmentation of `wave` ((samples,) float32) drawn with `seed` (shape-[2] int tensor).
@@ -712,6 +727,7 @@ def augment(kind: str, wave, seed, params: AugmentParams | None = None, partner=
     return (y, drawn) if return_drawn else y
 
 
+@_no_autograph
 def apply_kinds(wave, seed, kinds: Sequence[str], params: AugmentParams | None = None, partner=None) -> tf.Tensor:
     """Apply `kinds` one after the other (a chain, e.g. ``["reverb", "drc"]``), each with its own
     seed ``fold_seed(seed, kind_id(kind))``."""
@@ -775,6 +791,7 @@ def clip_keys(filenames: Sequence[str]) -> np.ndarray:
 _FIXED, _FRESH, _PARTNER = 11, 12, 13
 
 
+@_no_autograph
 def clip_seed(seed, clip_key, kind: str, mode: str = "fixed", epoch=None) -> tf.Tensor:
     """The seed of one clip's augmented copy of one kind.
 
@@ -840,6 +857,7 @@ class ScenePartners:
     def __len__(self) -> int:
         return len(self.order)
 
+    @_no_autograph
     def draw(self, index, seed) -> tf.Tensor:
         """Partner index (int64) of clip `index` drawn with `seed`, or -1 when it has none."""
         index = tf.cast(index, tf.int64)

@@ -109,7 +109,7 @@ def test_compand_matches_offline(curve):
     x = scene(1.0)
     off = oa.compand(x, SR, curve)
     on = wa.compand(x, wa._curve_table([curve])[0]).numpy()
-    assert snr_db(off, on) > 100  # measured 137-141 dB
+    assert snr_db(off, on) > 100  # measured 137-142 dB
 
 
 def test_reverb_drc_matches_offline_with_the_same_rir_and_curve():
@@ -124,7 +124,7 @@ def test_reverb_drc_matches_offline_with_the_same_rir_and_curve():
     drawn = {"rir_index": tf.constant(0), "curve_index": tf.constant(list(oa.COMPAND_CURVES).index(p["curve"]))}
     on = wa.REGISTRY["reverb_drc"].apply(x, drawn, params).numpy()
     assert on.shape == x.shape
-    assert snr_db(off, on) > BOUND_DB  # measured 130 dB
+    assert snr_db(off, on) > BOUND_DB  # measured 134 dB
 
 
 def test_rir_bank_is_the_offline_rooms_and_is_cached(tmp_path, monkeypatch):
@@ -151,7 +151,8 @@ def test_rir_bank_is_the_offline_rooms_and_is_cached(tmp_path, monkeypatch):
 def test_speed_change_matches_soxr(rate):
     """Both are band-limited resampling to sr / rate, then cut or zero-padded to the length; they
     differ only in the anti-aliasing filter's roll-off (ours raised-cosine from 91.3 % of the
-    cut-off, soxr HQ's own design).  Measured 53-67 dB on this full-band signal."""
+    cut-off, soxr HQ's own design), which matters only near the Nyquist frequency.  Measured
+    45.0-48.2 dB on this full-band pink signal (52.7-73 dB on 10 s of a synthetic TAU scene)."""
     import soxr
 
     x = scene(1.0, seed=1)
@@ -173,7 +174,7 @@ def test_resample_at_reads_a_band_limited_tone():
 def test_pitch_shift_matches_librosa_phase_vocoder(semitones):
     """The online pitch shift is librosa.effects.pitch_shift's method (the reference code's):
     phase-vocoder time stretch (n_fft 2048, hop 512), then resampling by the same factor.  The
-    same operation: measured 47-53 dB against librosa (soxr_hq resampling)."""
+    same operation: measured 45.9 / 46.8 dB against librosa (soxr_hq resampling) on this signal."""
     import librosa
 
     x = scene(1.0, seed=2)
@@ -191,12 +192,14 @@ def _peak_hz(y):
 @pytest.mark.parametrize("semitones", [-3.5, 2.0])
 def test_pitch_shift_agrees_with_offline_in_log_mel(semitones):
     """The offline pitch shift (audiomentations' default, Signalsmith Stretch) is another algorithm,
-    so the waveforms differ; compared in the two-stage features (log-mel, per-clip min-max to
-    [0, 1]; level-invariant).  Measured on 1.5 s of this signal at -3.5 / +2 semitones: mean
-    absolute difference of the static channel 0.006-0.010 between the two algorithms (librosa's
-    phase vocoder vs Signalsmith: the same 0.007-0.009), while the offline shift against the
-    unshifted clip differs by 0.012-0.020.  Bound: 0.012.  And a tone moves to the same pitch
-    within 0.5 %."""
+    so the waveforms differ (the phase vocoder's output is also ~2.5 dB quieter on noise); they are
+    compared in the two-stage features (log-mel, per-clip min-max to [0, 1], so level-invariant).
+    Measured on 1.5 s of this signal, mean absolute difference of the static channel at -3.5 / +2
+    semitones: online vs offline 0.0053 / 0.0037, exactly what librosa's phase vocoder (the
+    reference code's method) gives against the offline shift (0.0050 / 0.0037); for scale, the
+    offline shift against the unshifted clip 0.0102 / 0.0058 and against itself half a semitone
+    higher 0.0041 / 0.0034.  Bound: 0.008 and closer to the offline shift than the unshifted clip
+    is.  And a tone moves to the same pitch within 0.5 %."""
     from tf_scenes.features import extract
 
     x = scene(1.5, seed=3)
@@ -204,7 +207,7 @@ def test_pitch_shift_agrees_with_offline_in_log_mel(semitones):
     on = wa.apply_pitch_shift(x, semitones).numpy()
     f_off, f_on, f_x = (extract("two_stage", y)[..., 0] for y in (off, on, x))
     mad = float(np.abs(f_on - f_off).mean())
-    assert mad < 0.012, mad
+    assert mad < 0.008, mad
     assert mad < float(np.abs(f_x - f_off).mean())  # closer to the offline shift than to no shift
     tone = np.sin(2 * np.pi * 440 * np.arange(int(1.5 * SR)) / SR).astype(np.float32) * 0.5
     want = 440 * 2 ** (semitones / 12)
