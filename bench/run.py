@@ -10,7 +10,9 @@ Sections (one module each, ``run(out_dir, repeats, quick) -> dict``):
 * input_pipeline: batches/s of make_train_dataset on a memory-mapped cache vs a Python generator of
   pickled features with numpy mixup (the reference design), and the input-wait fraction of training;
 * training: samples/s of the two-stage FCNN and ResNet (quick width) per crop, XLA on/off, precision;
-* inference: latency and throughput of the exported two-stage SavedModel (quick and full width).
+* inference: latency and throughput of the exported two-stage SavedModel (quick and full width);
+* augmentation: clips/s of the two-stage audio augmentations online (tf.data, with features) vs the
+  offline reference design (per kind and the six-way mix), and the input wait of training on them.
 
 Each section's result goes to OUT/NAME.json and is merged into OUT/results.json (sections not run
 keep their last result); OUT/results.md gets one short part per section. Every result records the
@@ -34,6 +36,7 @@ SECTIONS = [
     ("input_pipeline", "bench.input_pipeline:run"),
     ("training", "bench.training:run"),
     ("inference", "bench.inference:run"),
+    ("augmentation", "bench.augmentation:run"),
 ]
 
 

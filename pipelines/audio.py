@@ -226,6 +226,33 @@ def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
     """
     import tensorflow as tf
 
+    table, decode = _decoder(paths, sample_rate, num_samples, short, errors)
+    ds = tf.data.Dataset.from_tensor_slices(table)
+    return ds.map(decode, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=deterministic)
+
+
+def index_reader(paths, sample_rate: int, *, num_samples: int | None = None,
+                 short: Literal["pad", "error"] = "pad", errors: DecodeErrors | None = None):
+    """A function ``read(i) -> (samples,) float32`` decoding file ``paths[i]`` inside tf.data.
+
+    The same decoding as :func:`decode_dataset` (and the same checks before any decoding), for
+    pipelines that pick files by index, e.g. a same-scene mixing partner drawn per example
+    (:mod:`pipelines.waveform_augment`). `i` is a scalar integer tensor.
+    """
+    import tensorflow as tf
+
+    table, decode = _decoder(paths, sample_rate, num_samples, short, errors)
+
+    def read(i):
+        return decode(*(tf.gather(t, i) for t in table))
+
+    return read
+
+
+def _decoder(paths, sample_rate: int, num_samples: int | None, short: str, errors: DecodeErrors | None):
+    """(per-file table of tensors, decode(path, kind, offset, nbytes, channels) -> waveform)."""
+    import tensorflow as tf
+
     paths = list(paths)
     sources = paths if all(isinstance(s, AudioSource) for s in paths) else probe_audio(paths)
     if not sources:
@@ -322,5 +349,4 @@ def decode_dataset(paths, sample_rate: int, *, num_samples: int | None = None,
         tf.constant([max(s.channels, 1) for s in sources], tf.int32),
         tf.constant([read_seconds(s) for s in sources], tf.float64),
     )
-    ds = tf.data.Dataset.from_tensor_slices(table)
-    return ds.map(decode, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=deterministic)
+    return table, decode

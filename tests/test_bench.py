@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("features", "input_pipeline", "training", "inference")
+SECTIONS = ("features", "input_pipeline", "training", "inference", "augmentation")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -180,3 +180,19 @@ def test_quick_run_input_training_inference_fields(quick_run):
     assert w["outputs_sane"] is True and w["batch1"]["wall_ms"]["median"] > 0
     assert w["batch_n"]["clips_per_s_median"] > 0
     assert {"front_end", "fcnn10", "fcnn3"} <= set(w["breakdown_batch1"])
+
+
+def test_quick_run_augmentation_fields(quick_run):
+    sec = quick_run[1]["sections"]["augmentation"]
+    kinds = ("spectrum_correction", "reverb_drc", "pitch_shift", "speed_change", "noise", "same_class_mix")
+    assert set(sec["kinds"]) == set(kinds)
+    for k in kinds:
+        e = sec["kinds"][k]
+        assert e["online_clips_per_s"] > 0 and e["offline_clips_per_s"] > 0
+        assert e["ratio"] == pytest.approx(e["online_clips_per_s"] / e["offline_clips_per_s"], rel=0.01)
+    assert sec["online_clips_per_s"] == sec["rates"]["online/six_way"]["per_s_median"]
+    assert sec["offline_clips_per_s"] == sec["rates"]["offline/six_way"]["per_s_median"]
+    assert sec["target"] == 10.0 and sec["target_met"] == (sec["ratio"] >= 10.0)
+    loop = sec["train_loop"]
+    assert 0.0 <= loop["input_wait_fraction"] <= 1.0 and loop["step_s"]["median"] > 0
+    assert sec["rir_bank"]["rooms"] >= 1 and sec["rir_bank"]["build_s"] > 0

@@ -300,3 +300,59 @@ def test_generate_errors(tmp_path, small_set):
         oa.generate_augmented_set(only_b, tmp_path / "x", kinds=["noise"], progress=False)
     with pytest.raises(Exception, match="no parallel device-A"):
         oa.spectrum_correction_reference([r for r in small_set if r.device == "a"])
+
+
+def test_same_class_mix_draws_partners_from_every_training_clip(tmp_path):
+    """With a 10 % selection of device-A clips (as the quick profile augments), every selected
+    clip finds a partner: partners come from all training clips of its scene (any device), never
+    from its own recording (the same segment on another device).  Before, only the selected clips
+    were candidates and most clips were skipped."""
+    rng = np.random.default_rng(0)
+    names = []
+    for scene in ("airport", "bus", "park", "tram"):
+        for loc in range(5):
+            names.append(f"audio/{scene}-paris-{loc}-{loc}-a.wav")
+        names.append(f"audio/{scene}-paris-0-0-b.wav")  # parallel recording of the first segment
+    root = tmp_path / "tau"
+    for n in names:
+        write_audio(root / n, rng.normal(0, 0.05, 4096), SR, subtype="PCM_24")
+    records = [_rec(n, root) for n in names]
+    a = [r for r in records if r.device == "a"]
+    chosen = [a[i] for i in sorted(np.random.default_rng(1).permutation(len(a))[:max(1, round(0.1 * len(a)))])]
+    assert len(chosen) == 2
+    out = oa.generate_augmented_set(chosen, tmp_path / "aug", kinds=["same_class_mix"], seed=0, progress=False,
+                                    partner_pool=records)
+    assert len(out) == len(chosen)  # nobody skipped
+    clips = json.loads((tmp_path / "aug" / "manifest.json").read_text())["clips"]
+    by_name = {r.filename: r for r in records}
+    for c in clips:
+        src, partner = by_name[c["source"]], by_name[c["partner"]]
+        assert partner.scene == src.scene and partner.clip_id != src.clip_id
+    # the pool is part of the cache key: another pool regenerates
+    pool = [r for r in records if r.device == "a"]
+    oa.generate_augmented_set(chosen, tmp_path / "aug", kinds=["same_class_mix"], seed=0, progress=False,
+                              partner_pool=pool)
+    again = json.loads((tmp_path / "aug" / "manifest.json").read_text())["clips"]
+    assert all(by_name[c["partner"]].device == "a" for c in again)
+    # across many seeds, the partners cover every other recording of the scene, device b included
+    seen = set()
+    for s in range(30):
+        oa.generate_augmented_set(chosen[:1], tmp_path / f"s{s}", kinds=["same_class_mix"], seed=s, progress=False,
+                                  partner_pool=records)
+        seen.add(json.loads((tmp_path / f"s{s}" / "manifest.json").read_text())["clips"][0]["partner"])
+    src = chosen[0]
+    want = {r.filename for r in records if r.scene == src.scene and r.clip_id != src.clip_id}
+    assert seen == want
+
+
+def test_short_clip_is_one_audio_error_naming_the_file(tmp_path, small_set):
+    from tf_scenes.errors import AudioError
+
+    short = small_set[0].path
+    write_audio(short, np.zeros(1500, np.float32), SR, subtype="PCM_24")
+    for kind in ("spectrum_correction", "noise"):
+        with pytest.raises(AudioError, match=r"bus-paris-3-4-a\.wav: too short for augmentation: 1500 samples"):
+            oa.generate_augmented_set(small_set, tmp_path / kind, kinds=[kind], seed=0, progress=False,
+                                      correction_ratio=np.ones(1025, np.float32))
+    with pytest.raises(AudioError, match=r"bus-paris-3-4-a\.wav: too short for the spectrum-correction ratio"):
+        oa.spectrum_correction_reference(small_set)

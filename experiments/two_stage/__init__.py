@@ -11,4 +11,6 @@ from . import plan, report
 
 STUDY = Study(family="two_stage", Config=plan.Config, prepare=plan.prepare, plan=plan.plan, train=plan.train,
               evaluate=plan.evaluate, report=report.report,
-              description="two-stage device-robust ASC: ResNet / FCNN / fsFCNN, ensembles, two-stage fusion")
+              description="two-stage device-robust ASC: ResNet / FCNN / fsFCNN, ensembles, two-stage fusion",
+              commands={"augment": ("tf_scenes.experiments.two_stage.augment",
+                                    "write one two-stage augmentation of an audio file (to listen to it)")})

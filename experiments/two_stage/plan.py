@@ -260,7 +260,9 @@ def augment_offline(train_records, kinds, cfg: Config, cache: Path, root: Path):
     ratio = spectrum_correction_reference(train_records) if "spectrum_correction" in kinds else None
     out = cache / "offline_aug" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
     log.info("offline augmentation (%s) of %d device-A clips -> %s", ", ".join(kinds), n, out)
-    return generate_augmented_set(chosen, out, kinds=kinds, seed=cfg.offline.seed, correction_ratio=ratio)
+    # Same-class mixing draws partners from every training clip of the scene, not only the chosen.
+    return generate_augmented_set(chosen, out, kinds=kinds, seed=cfg.offline.seed, correction_ratio=ratio,
+                                  partner_pool=train_records)
 
 
 # ----------------------------------------------------------------------------------------------

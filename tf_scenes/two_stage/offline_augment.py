@@ -8,7 +8,10 @@ extra device-A training clips:
   parallel recordings (:func:`spectrum_correction_reference`, :func:`apply_spectrum_correction`);
 * reverberation + dynamic range compression (:func:`reverb_drc`): pyroomacoustics ShoeBox RIR
   from a sampled RT60 (inverse Sabine), then a sox-style compander (:func:`compand`);
-* pitch shift, speed change, Gaussian noise and same-class mixing.
+* pitch shift, speed change, Gaussian noise and same-class mixing (partners from every training
+  clip of the scene, ``generate_augmented_set(partner_pool=...)``).
+
+:mod:`pipelines.waveform_augment` computes the same augmentations online, in TensorFlow.
 
 Every function is pure: it takes the signal and an explicit ``np.random.Generator`` and returns
 ``(y, params)`` where ``params`` is a JSON-able dict of what was drawn.
@@ -30,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..datasets.tau2020 import AscRecord
-from ..errors import DataFormatError
+from ..errors import AudioError, DataFormatError
 from ..io_utils import (atomic_save_npy, atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir,
                         loads_json, read_json)
 
@@ -183,6 +186,11 @@ def spectrum_correction_reference(records_or_pairs, read_fn: Callable | None = N
             for item_a, item_d in pairs:
                 xa = item_a if isinstance(item_a, np.ndarray) else read_fn(item_a)
                 xd = item_d if isinstance(item_d, np.ndarray) else read_fn(item_d)
+                for item, xi in ((item_a, xa), (item_d, xd)):
+                    if len(xi) < n_fft:
+                        where = "a waveform given as an array" if isinstance(item, np.ndarray) else item
+                        raise AudioError(where, f"too short for the spectrum-correction ratio: {len(xi)} samples, "
+                                         f"need at least {n_fft} (one STFT frame)")
                 n = min(len(xa), len(xd))
                 sa, sd = np.abs(stft(xa[:n], n_fft, hop)), np.abs(stft(xd[:n], n_fft, hop))
                 ok = sa > eps
@@ -327,7 +335,9 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 def pitch_shift(x: np.ndarray, sr: int, rng: np.random.Generator, semitone_range=(-4.0, 4.0)
                 ) -> tuple[np.ndarray, dict]:
-    """Pitch shift by U(semitone_range) semitones, same duration (audiomentations.PitchShift).
+    """Pitch shift by U(semitone_range) semitones, same duration (audiomentations.PitchShift with its
+    default method, Signalsmith Stretch; the reference code used librosa's phase vocoder, which the
+    online :func:`pipelines.waveform_augment.apply_pitch_shift` follows).
 
     The shift is drawn from `rng` and passed to audiomentations as a fixed range, so the result
     does not depend on Python's global random state.
@@ -419,7 +429,7 @@ def generate_augmented_set(records: Sequence[AscRecord], root_out, kinds: Sequen
                            *, read_fn: Callable | None = None, sr: int = SR,
                            cfg: OfflineAugmentConfig = OfflineAugmentConfig(),
                            correction_ratio: np.ndarray | None = None, progress: bool = True,
-                           ) -> list[AscRecord]:
+                           partner_pool: Sequence[AscRecord] | None = None) -> list[AscRecord]:
     """Write augmented device-A training clips and their manifests; return their records.
 
     For each kind, every record of ``cfg.source_devices`` (device A) gives one new clip
@@ -439,6 +449,14 @@ def generate_augmented_set(records: Sequence[AscRecord], root_out, kinds: Sequen
         spectrum-correction ratio (parallel pairs) when `correction_ratio` is None.
       read_fn: path -> mono float waveform at `sr` (default :func:`tf_scenes.audio.read_audio`).
       correction_ratio: a precomputed (1025,) ratio for "spectrum_correction".
+      partner_pool: the clips "same_class_mix" draws partners from: every training clip, so that
+        a clip augmented from a small selection still finds partners of its scene (default: the
+        `records` given).  A partner is drawn uniformly from the pool's clips of the source's
+        scene, leaving out the source's own recording (its clip_id: the same segment on any
+        device, whose mix would only filter it).  The pool is part of the kind's cache key.
+
+    Raises:
+      AudioError naming the file when a source clip is shorter than one STFT frame (N_FFT samples).
     """
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
@@ -449,7 +467,8 @@ def generate_augmented_set(records: Sequence[AscRecord], root_out, kinds: Sequen
     if not sources:
         raise DataFormatError(root_out, f"no records of device(s) {', '.join(cfg.source_devices)} to augment")
     by_scene: dict[str, list[AscRecord]] = {}
-    for r in sources:
+    pool = sorted(partner_pool if partner_pool is not None else records, key=lambda r: r.filename)
+    for r in pool:
         by_scene.setdefault(r.scene, []).append(r)
     source_list = [r.filename for r in sources]
     src_by_name = {r.filename: r for r in sources}
@@ -464,6 +483,8 @@ def generate_augmented_set(records: Sequence[AscRecord], root_out, kinds: Sequen
             ratio = correction_ratio if correction_ratio is not None else _cached_ratio(records, root_out, cfg,
                                                                                      read_fn, seed, sr)
             key_obj["ratio"] = hashlib.sha1(np.asarray(ratio, np.float32).tobytes()).hexdigest()
+        if kind == "same_class_mix":
+            key_obj["partner_pool"] = [r.filename for r in pool]
         key = _hash(key_obj)
         man_path = root_out / "manifests" / f"{kind}.json"
         done = _load_manifest(man_path, key, root_out)
@@ -541,6 +562,9 @@ def _run_kind(kind, key, sources, by_scene, root_out, cfg, seed, sr, read_fn, ra
             clip_seed = _clip_seed(seed, kind, src.filename)
             rng = np.random.default_rng(clip_seed)
             x = np.asarray(read_fn(src.path), np.float32)
+            if len(x) < N_FFT:
+                raise AudioError(src.path, f"too short for augmentation: {len(x)} samples ({len(x) / sr:.3f} s), "
+                                 f"need at least {N_FFT} (one STFT frame)")
             extra = {}
             if kind == "spectrum_correction":
                 y, params = apply_spectrum_correction(x, ratio), {}
@@ -553,9 +577,9 @@ def _run_kind(kind, key, sources, by_scene, root_out, cfg, seed, sr, read_fn, ra
             elif kind == "noise":
                 y, params = add_noise(x, rng, cfg.noise_std)
             else:  # same_class_mix
-                others = [r for r in by_scene[src.scene] if r.filename != src.filename]
+                others = [r for r in by_scene.get(src.scene, []) if r.clip_id != src.clip_id]
                 if not others:
-                    log.warning("%s: no other %s clip to mix with, skipped", src.filename, src.scene)
+                    log.warning("%s: no %s clip of another recording to mix with, skipped", src.filename, src.scene)
                     bar.update(1)
                     continue
                 partner = others[int(rng.integers(len(others)))]
