@@ -9,7 +9,7 @@ cache) and make one augmented copy per clip and kind:
   from a bank built once) followed by the two-stage log-mel features (423 x 128 x 3,
   :func:`tf_scenes.features.tf_features`), parallel map calls on the machine's cores, batched;
 * offline, as the reference does it: one clip at a time in Python, read the wav, augment it with
-  :mod:`tf_scenes.two_stage.offline_augment` (per-clip pyroomacoustics room simulation and the
+  :mod:`tf_scenes.pipelines.offline_augment` (per-clip pyroomacoustics room simulation and the
   sample-loop compander; librosa's phase-vocoder pitch shift, as the reference code; soxr speed
   change; numpy noise and mixing), write a 24-bit wav.  Its features are NOT included (the
   reference computes them in a later pass), which favours the offline side.
@@ -43,7 +43,7 @@ def _offline_one(kind, path, partner_path, rng, ratio, out_path, sr=44100, rt60=
     import librosa
 
     from tf_scenes.audio import read_audio, write_audio
-    from tf_scenes.two_stage import offline_augment as oa
+    from tf_scenes.pipelines import offline_augment as oa
 
     x = read_audio(path, sr=sr)[0]
     if kind == "spectrum_correction":

@@ -8,7 +8,7 @@ OS page cache) and compute the two-stage features (log-mel 128 x 431 -> min-max 
   decoding (24-bit PCM through a strided numpy view), the front-end of each clip in parallel map
   calls, XLA-compiled (``jit_compile=True``; the cache uses it from ``XLA_MIN_CLIPS`` files on),
   batched, written into the array; also measured with the graph front-end (``jit_compile=False``);
-* reference: a Python loop of ``soundfile.read`` + :func:`tf_scenes.features.reference.two_stage`
+* reference: a Python loop of ``soundfile.read`` + :func:`tf_scenes.two_stage.features.reference`
   (librosa.feature.melspectrogram + numpy deltas), one clip at a time, as the reference code does.
 
 Each side runs once untimed first (XLA compilation, TF tracing, librosa's numba JIT; their time is
@@ -122,7 +122,7 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
     from tf_scenes.pipelines.audio import probe_audio
     from tf_scenes.pipelines.cache import XLA_MIN_CLIPS, feature_dataset
     from tf_scenes.features import get_feature_config, output_shape
-    from tf_scenes.features import reference
+    from tf_scenes.two_stage.features import reference
 
     n_clips, seconds, batch = (2, 10.0, 2) if quick else (64, 10.0, 16)
     cfg = get_feature_config("two_stage")
@@ -144,7 +144,7 @@ def run(out_dir: Path, repeats: int = 3, quick: bool = False) -> dict:
             return go
 
         def librosa_reference():
-            return np.stack([reference.two_stage(sf.read(str(p), dtype="float32")[0]) for p in paths])
+            return np.stack([reference(sf.read(str(p), dtype="float32")[0]) for p in paths])
 
         sides = {"tf_data_xla": ours(True), "tf_data_graph": ours(False), "librosa_reference": librosa_reference}
         first, first_cpu, outputs = {}, {}, {}

@@ -1,8 +1,8 @@
 """The feature cache of every study: each file's features computed once per (feature config, file
 list, layout) and memory-mapped. Three layouts:
 
-    feats = cached_features(paths, "two_stage", "cache/")   # fixed: (N, 423, 128, 3)
-    clips = cached_clips(paths, "dcasenet", "cache/", split_channels=True)  # ragged: ClipFeatures
+    feats = cached_features(paths, cfg, "cache/")   # fixed: (N, frames, mel_bands, channels)
+    clips = cached_clips(paths, cfg, "cache/", split_channels=True)  # ragged: ClipFeatures
     wins = cached_binaural(paths, "raw", "cache/", expand=binaural_expand)  # stereo clips, 4 waveforms
 
 The ragged layout serves clips of different lengths, each standardised over its own length (TAG:
@@ -213,7 +213,7 @@ def cached_features(paths, feature_cfg, cache_dir, *, sample_rate: int | None = 
 
     Args:
       paths: audio files; the order is the row order of the result.
-      feature_cfg: FeatureConfig or a named config ("two_stage", "dcasenet", "weak_sed", "raw").
+      feature_cfg: FeatureConfig or a named config (tf_scenes.features.FEATURE_CONFIGS).
       cache_dir: folder holding the caches (created if needed).
       sample_rate: rate of the front-end; None keeps the config's. A different rate gives another
         config (and cache key); files at other rates are resampled once with soxr.

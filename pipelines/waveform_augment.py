@@ -1,8 +1,8 @@
 """Online (tf.data) versions of the two-stage audio augmentations: pure, seeded TensorFlow functions.
 
 Hu et al., "A two-stage approach to device-robust acoustic scene classification" (ICASSP 2021),
-Sec. 3.2; specs/two_stage_asc.md, "Offline augmentations".  The offline implementation
-(:mod:`tf_scenes.two_stage.offline_augment`) writes one wav file per clip and kind; the functions
+Sec. 3.2, and the authors' code (github.com/MihawkHu/DCASE2020_task1).  The offline implementation
+(:mod:`tf_scenes.pipelines.offline_augment`) writes one wav file per clip and kind; the functions
 here compute the same augmentations inside a tf.data pipeline (or on an accelerator), with TF ops
 only in the per-clip path: no ``numpy_function`` or ``py_function``.
 
@@ -71,7 +71,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_scenes.two_stage.offline_augment import ATTACK_S, COMPAND_CURVES, DECAY_S, HOP, N_FFT, SR
+from .offline_augment import ATTACK_S, COMPAND_CURVES, DECAY_S, HOP, N_FFT, SR
 
 from .augment import _as_seed, fold_seed
 
@@ -87,7 +87,7 @@ __all__ = ["WaveAugmentConfig", "AugmentParams", "RirBank", "ScenePartners", "RE
            "speed_change", "noise", "same_class_mix", "apply_spectrum_correction", "apply_reverb",
            "apply_pitch_shift", "apply_speed_change", "envelope", "compand", "resample_at", "kind_id"]
 
-# The offline kinds (tf_scenes.two_stage.offline_augment.KINDS), then the two halves of reverb_drc.
+# The offline kinds (tf_scenes.pipelines.offline_augment.KINDS), then the two halves of reverb_drc.
 KINDS = ("spectrum_correction", "reverb_drc", "pitch_shift", "speed_change", "noise", "same_class_mix")
 ALL_KINDS = KINDS + ("reverb", "drc")
 MODES = ("fixed", "fresh")
@@ -109,7 +109,7 @@ RESAMPLE_PAD = 4096
 @dataclass(frozen=True)
 class WaveAugmentConfig:
     """Parameters of the online kinds; the defaults are the offline ones
-    (:class:`tf_scenes.two_stage.offline_augment.OfflineAugmentConfig`)."""
+    (:class:`tf_scenes.pipelines.offline_augment.OfflineAugmentConfig`)."""
 
     sample_rate: int = SR
     rt60_range: tuple[float, float] = (0.2, 1.0)
@@ -302,7 +302,7 @@ def _index(seed, n: int) -> tf.Tensor:
 @_no_autograph
 def apply_spectrum_correction(wave, ratio, n_fft: int = N_FFT, hop: int = HOP) -> tf.Tensor:
     """Scale |STFT(wave)| per frequency bin by `ratio` and invert, keeping the phase (Hu et al. 2021,
-    Sec. 3.2; offline :func:`~tf_scenes.two_stage.offline_augment.apply_spectrum_correction`).
+    Sec. 3.2; offline :func:`~tf_scenes.pipelines.offline_augment.apply_spectrum_correction`).
 
     Centred STFT with reflect padding, periodic Hann, n_fft 2048, hop 1024; same length out.
     """
@@ -343,7 +343,7 @@ def rir_bank(size: int = 128, rt60_range=(0.2, 1.0), sample_rate: int = SR, seed
              cache_dir=None, progress: bool = False) -> RirBank:
     """`size` ShoeBox RIRs (pyroomacoustics image source method), generated once and cached.
 
-    RIR i is :func:`tf_scenes.two_stage.offline_augment.room_impulse_response` drawn from
+    RIR i is :func:`tf_scenes.pipelines.offline_augment.room_impulse_response` drawn from
     ``np.random.default_rng([seed, i])``: the same rooms (RT60 ~ U(rt60_range), inverse Sabine,
     random source and microphone) as the offline augmentation draws per clip.  With `cache_dir`
     the bank is read from / written to ``cache_dir/rir_bank-KEY.npz`` (atomic write), KEY hashing
@@ -352,7 +352,7 @@ def rir_bank(size: int = 128, rt60_range=(0.2, 1.0), sample_rate: int = SR, seed
     import pyroomacoustics as pra
 
     from tf_scenes.io_utils import atomic_path
-    from tf_scenes.two_stage.offline_augment import room_impulse_response
+    from tf_scenes.pipelines.offline_augment import room_impulse_response
 
     size = int(size)
     if size < 1:
@@ -460,7 +460,7 @@ def _affine_scan(a: tf.Tensor, b: tf.Tensor, block: int = 64, min_a: float | Non
 @_no_autograph
 def envelope(x, sample_rate: int = SR, attack: float = ATTACK_S, decay: float = DECAY_S,
              max_iterations: int = 32, dtype=tf.float64, return_iterations: bool = False):
-    """sox compand's level follower on |x| (offline :func:`~tf_scenes.two_stage.offline_augment.envelope`):
+    """sox compand's level follower on |x| (offline :func:`~tf_scenes.pipelines.offline_augment.envelope`):
     ``v[n] = v[n-1] + (|x[n]| - v[n-1]) * c``, c = the attack coefficient when the level rises,
     the decay coefficient when it falls, v[-1] = 0.
 
@@ -528,7 +528,7 @@ def _interp_gain(env_db, points) -> tf.Tensor:
 def compand(wave, curve_points, sample_rate: int = SR, attack: float = ATTACK_S, decay: float = DECAY_S,
             floor_db: float = -120.0) -> tf.Tensor:
     """Dynamic range compression like ``sox compand attack,decay points`` (offline
-    :func:`~tf_scenes.two_stage.offline_augment.compand`): the :func:`envelope` in dB mapped
+    :func:`~tf_scenes.pipelines.offline_augment.compand`): the :func:`envelope` in dB mapped
     through the piecewise-linear curve ((points, 2) (in_dB, out_dB)); each sample times the gain."""
     wave = tf.convert_to_tensor(wave, tf.float32)
     points = tf.convert_to_tensor(curve_points, tf.float32)
@@ -952,10 +952,10 @@ def correction_ratio(records, cache_dir=None, *, devices: Sequence[str] | None =
     device A against every other training device), cached as ``cache_dir/spectrum_ratio-KEY.npy``
     (KEY: the pairs' filenames, sizes and modification times, and the parameters).
 
-    :func:`tf_scenes.two_stage.offline_augment.spectrum_correction_reference` computes it.
+    :func:`tf_scenes.pipelines.offline_augment.spectrum_correction_reference` computes it.
     """
     from tf_scenes.io_utils import atomic_save_npy
-    from tf_scenes.two_stage import offline_augment as oa
+    from tf_scenes.pipelines import offline_augment as oa
 
     devices = tuple(devices) if devices is not None else oa.NON_A_TRAIN_DEVICES
     pairs = oa.pair_parallel(list(records), devices)

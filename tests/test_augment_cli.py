@@ -60,7 +60,7 @@ def test_offline_mode_writes_what_the_offline_augmentation_writes(tau, tmp_path,
     """--mode offline uses the per-clip seed of generate_augmented_set for that file name."""
     from tf_scenes.audio import read_audio
     from tf_scenes.datasets import tau2020
-    from tf_scenes.two_stage import offline_augment as oa
+    from tf_scenes.pipelines import offline_augment as oa
 
     root, _ = tau
     rec = next(r for r in tau2020.load(root, "train") if r.device == "a")

@@ -108,10 +108,11 @@ def test_windows_match_scipy_and_numpy():
 # -------------------------------------------------------------------------- parity with references
 
 def test_two_stage_matches_reference(two_stage_clip):
-    from tf_scenes.features import extract, reference
+    from tf_scenes.features import extract
+    from tf_scenes.features.config import reference_recipe
 
     ours = extract("two_stage", two_stage_clip)
-    ref = reference.two_stage(two_stage_clip)
+    ref = reference_recipe("two_stage")(two_stage_clip)
     assert ours.shape == ref.shape == (423, 128, 3)
     assert ours.dtype == np.float32
     assert np.abs(ours - ref).max() <= 1e-3
@@ -121,7 +122,7 @@ def test_two_stage_matches_reference(two_stage_clip):
 
 def test_two_stage_hand_computed_delta():
     from tf_scenes.features.frontend import deltas
-    from tf_scenes.features.reference import numpy_deltas
+    from tf_scenes.two_stage.features import numpy_deltas
 
     x = np.arange(8, dtype=np.float32) ** 2  # x[t] = t^2 -> d[t] = sum n (2tn*2)/10 = 2t
     d = deltas(tf.constant(x[None, :, None]), width=2, padding=False).numpy()[0, :, 0]
@@ -142,12 +143,13 @@ def test_padded_deltas_match_librosa_nearest():
 
 
 def test_dcasenet_matches_reference_and_frame_counts():
-    from tf_scenes.features import extract, reference
+    from tf_scenes.features import extract
+    from tf_scenes.features.config import reference_recipe
 
     cfg = get_feature_config("dcasenet")
     x = _audio(24000, samples_for_seconds(cfg, 5.0), seed=2)
     ours = extract(cfg, x)
-    ref = reference.dcasenet(x)
+    ref = reference_recipe("dcasenet")(x)
     assert ours.shape == ref.shape == (251, 128, 1)
     assert np.abs(ours - ref).max() <= 1e-3
     # standardised per band over time (unbiased std)
@@ -158,23 +160,25 @@ def test_dcasenet_matches_reference_and_frame_counts():
 
 
 def test_weak_sed_matches_reference():
-    from tf_scenes.features import extract, reference
+    from tf_scenes.features import extract
+    from tf_scenes.features.config import reference_recipe
 
     x = _audio(32000, 320_000, seed=5)
     ours = extract("weak_sed", x)
-    ref = reference.weak_sed(x)
+    ref = reference_recipe("weak_sed")(x)
     assert ours.shape == ref.shape == (311, 64, 1)
     assert np.abs(ours - ref).max() <= 1e-3
 
 
 def test_raw_windows():
-    from tf_scenes.features import extract, reference
+    from tf_scenes.features import extract
+    from tf_scenes.features.config import reference_recipe
 
     x = _audio(16000, 80_000, seed=6) + 0.5  # a DC offset that mean normalisation removes
     ours = extract("raw", x)
     assert ours.shape == (3, 32_000, 1)
     np.testing.assert_allclose(ours.mean(axis=1), 0.0, atol=1e-5)
-    np.testing.assert_allclose(ours, reference.raw(x), atol=1e-5)
+    np.testing.assert_allclose(ours, reference_recipe("raw")(x), atol=1e-5)
     # window k starts at k * 1.5 s: window 1's pre-emphasised samples are the clip's from 24000 on
     pe = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
     seg = pe[24_000:56_000]

@@ -12,7 +12,7 @@ from scipy.signal import firwin2, lfilter
 from tf_scenes.audio import read_audio, write_audio
 from tf_scenes.datasets import tau2020
 from tf_scenes.datasets.tau2020 import AscRecord
-from tf_scenes.two_stage import offline_augment as oa
+from tf_scenes.pipelines import offline_augment as oa
 
 SR = 44100
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tf_scenes.pipelines import waveform_augment as wa
 from tf_scenes.pipelines.augment import fold_seed
-from tf_scenes.two_stage import offline_augment as oa
+from tf_scenes.pipelines import offline_augment as oa
 
 SR = 44100
 BOUND_DB = 40.0

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from tf_scenes.metrics.weak_sed import clip_metrics
+from tf_scenes.metrics.clip import clip_metrics
 
 # 4 clips, scores shared by the classes so the rankings are easy to follow by hand.
 SCORES = [0.9, 0.8, 0.7, 0.1]

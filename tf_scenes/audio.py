@@ -8,10 +8,10 @@ padding or cutting to a fixed length) are logged once per call.  Code that reads
 wraps its loop in :func:`summarised_warnings`, which counts them instead and logs one line per
 kind when the block ends::
 
-    with summarised_warnings("feature cache two_stage"):
+    with summarised_warnings("feature cache"):
         for p in paths:
             x, sr = read_audio(p, sr=44100)
-    # WARNING feature cache two_stage: resampled 126 of 400 files with soxr (48000 Hz -> 44100 Hz), e.g. ...
+    # WARNING feature cache: resampled 126 of 400 files with soxr (48000 Hz -> 44100 Hz), e.g. ...
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Frozen-dataclass configs loaded strictly from YAML, with command-line overrides.
 
-    cfg = load_config(TwoStageExperiment, "experiments/configs/two_stage_quick.yaml",
+    cfg = load_config(StudyConfig, "experiments/STUDY/configs/quick.yaml",
                       overrides=["train.epochs=3", "data.root=/data/tau"])
 
 Unknown keys and wrong types raise ConfigError naming the dotted key, so a typo is never ignored.

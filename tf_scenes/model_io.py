@@ -2,11 +2,11 @@
 
 Every trained model run folder holds `model.json`:
 
-    {"family": "two_stage" | "dcasenet" | "weak_sed" | "raw_waveform",
+    {"family": "<a family of tf_scenes.families>",
      "builder": "<registry name>",           # tf_scenes.registry.build(builder, config)
      "config": {...},                        # the builder's config as a dict (from_dict-able)
      "weights": "checkpoints/selected.weights.h5",  # .h5 inside the run folder
-     "feature_config": "two_stage" | {...},  # tf_scenes.features config the model's input comes from
+     "feature_config": {...},               # the tf_scenes.features config the model's input comes from
      "input": "features" | "waveform",       # what the Keras model takes
      "outputs": {"scene": ["airport", ...]}, # output name -> class names (a single output: its name)
      "saliency": {"layer": "class_conv", "method": "cam", "output": null},  # defaults for `tf-scenes saliency`

@@ -7,7 +7,7 @@ frame-level (SED) outputs are one file per recording in sed_scores_eval's format
 numbers are written with Python's shortest round-trip repr, so reading the file back gives the
 exact float64 values that were written (tables computed from a reused run equal those of a fresh
 one). Systems are combined by joining on the clip name, never by row order (the two-stage
-reference fused two files by row order and paired clips wrongly: tf_scenes.two_stage.audit).
+reference fused two files by row order and paired clips wrongly: `tf-scenes audit-fusion`).
 
     write_scores(run_dir / "scores_evaluate.tsv", ScoreTable(names, probs, classes))
     table = read_scores(run_dir / "scores_evaluate.tsv")

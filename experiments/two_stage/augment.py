@@ -12,7 +12,7 @@ would clip (as the offline files).
 
 ``--mode online`` (default) runs :mod:`tf_scenes.pipelines.waveform_augment` (the TensorFlow functions of the
 training pipeline; its "fixed" copy of this clip); ``--mode offline`` runs
-:mod:`tf_scenes.two_stage.offline_augment` with the per-clip seed that the offline augmentation
+:mod:`tf_scenes.pipelines.offline_augment` with the per-clip seed that the offline augmentation
 gives the file of this name, so it writes what the study would write.  The same seed gives the
 same file.
 
@@ -68,7 +68,7 @@ def run(args) -> int:
     from tf_scenes.audio import read_audio, write_audio
     from tf_scenes.errors import AudioError, ConfigError
     from tf_scenes.io_utils import ensure_writable_dir
-    from tf_scenes.two_stage import offline_augment as oa
+    from tf_scenes.pipelines import offline_augment as oa
 
     out = Path(args.out)
     if out.suffix.lower() != ".wav":
@@ -153,14 +153,14 @@ class _Dataset:
 
 def _read(path):
     from tf_scenes.audio import read_audio
-    from tf_scenes.two_stage.offline_augment import SR
+    from tf_scenes.pipelines.offline_augment import SR
 
     return read_audio(path, sr=SR)[0]
 
 
 def _offline(kind, x, sr, seed, filename, ratio, data, rt60):
     """The offline implementation with the seed generate_augmented_set gives this file and kind."""
-    from tf_scenes.two_stage import offline_augment as oa
+    from tf_scenes.pipelines import offline_augment as oa
 
     rng = np.random.default_rng(oa._clip_seed(seed, kind, filename))
     if kind == "spectrum_correction":

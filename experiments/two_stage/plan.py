@@ -249,7 +249,7 @@ def augment_offline(train_records, kinds, cfg: Config, cache: Path, root: Path):
     from their parallel pairs with device-A clips (all non-A training devices, as in the paper)."""
     import hashlib
 
-    from tf_scenes.two_stage.offline_augment import generate_augmented_set, spectrum_correction_reference
+    from tf_scenes.pipelines.offline_augment import generate_augmented_set, spectrum_correction_reference
 
     a = [r for r in train_records if r.device == "a"]
     rng = np.random.default_rng(cfg.offline.seed)

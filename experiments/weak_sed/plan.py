@@ -392,7 +392,7 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
     import keras
     import tensorflow as tf
 
-    from tf_scenes.metrics.weak_sed import clip_metrics
+    from tf_scenes.metrics.clip import clip_metrics
     from tf_scenes.pipelines.train_data import RowView, make_train_dataset
     from tf_scenes.training.distribute import jit_compile_arg
     from tf_scenes.training.trainer import CHECKPOINT_DIR, LAST, fit, read_checkpoint_state
@@ -431,7 +431,7 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
                                  head=head if m is model else None)
             # A small validation split lacks many classes: clip_metrics' per-call warnings about
             # them are expected here (they are logged once for the evaluation fold).
-            with _quiet("tf_scenes.metrics.weak_sed"):
+            with _quiet("tf_scenes.metrics.clip"):
                 met = clip_metrics(y_val, probs)
             return {"val_micro_ap": met["micro_ap"], "val_macro_ap": met["macro_ap"], "val_auc": met["auc"]}
 
@@ -457,7 +457,7 @@ def evaluate(spec, model, data: Data, run_dir: Path) -> dict:
     """Clip scores of the held-out fold's mixtures (keyed by mixture name) and the clip metrics of
     the scores as written."""
     from tf_scenes.datasets.fsd2018 import CLASSES
-    from tf_scenes.metrics.weak_sed import clip_metrics
+    from tf_scenes.metrics.clip import clip_metrics
     from tf_scenes.scores import ScoreTable, read_scores, write_scores
 
     it: Item = spec.item

@@ -41,7 +41,7 @@ UNSEEN_DEVICES = ("s4", "s5", "s6")  # only in the evaluation fold
 CITIES = ("barcelona", "helsinki", "lisbon", "london", "lyon", "milan", "paris", "prague",
           "stockholm", "vienna")
 
-# Two-stage ASC broad classes (Hu et al. 2021, Sec. 2.1; specs/two_stage_asc.md).
+# Two-stage ASC broad classes (Hu et al. 2021, Sec. 2.1).
 BROAD_CLASSES = ("indoor", "outdoor", "transportation")
 SCENE_TO_BROAD = {
     "airport": "indoor", "metro_station": "indoor", "shopping_mall": "indoor",
@@ -96,7 +96,7 @@ def parse_tau_filename(name: str, *, source=None, line: int | None = None,
 
     Accepts ``audio/airport-lisbon-1000-40000-a.wav`` or just the base name.  With
     ``allow_augmented`` a trailing ``-{augmentation}`` tag (clips written by
-    :func:`tf_scenes.two_stage.offline_augment.generate_augmented_set`, e.g.
+    :func:`tf_scenes.pipelines.offline_augment.generate_augmented_set`, e.g.
     ``airport-lisbon-1000-40000-a-reverb_drc.wav``) is accepted.
 
     Returns:

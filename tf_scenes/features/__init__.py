@@ -4,14 +4,14 @@ Layout everywhere: ``(batch, frames, mel_bands, channels)``, time-major, float32
 is ``(frames, mel_bands, channels)``. The "raw" config gives ``(batch, n_windows, window_samples, 1)``.
 
     from tf_scenes.features import get_feature_config, extract, FeatureExtractor
-    cfg = get_feature_config("two_stage")          # frozen FeatureConfig
-    x = extract(cfg, waveform)                     # numpy (423, 128, 3) for 10 s at 44.1 kHz
-    layer = FeatureExtractor("dcasenet")           # Keras layer, waveform -> features
+    cfg = get_feature_config(name)                 # frozen FeatureConfig
+    x = extract(cfg, waveform)                     # numpy (frames, mel_bands, channels)
+    layer = FeatureExtractor(cfg)                  # Keras layer, waveform -> features
     ds = ds.map(lambda w: tf_features(cfg, w))     # the same ops in tf.data
 
-Named configs: "two_stage" (Hu et al. 2021), "dcasenet" (Jung et al. 2021), "weak_sed"
-(Deshmukh et al. 2021, Kong et al.'s log-mel), "raw" (Abrol & Sharma 2020). See
-:mod:`tf_scenes.features.config` for every parameter and its source.
+Named configs: one per paper, defined in its family's folder (``tf_scenes/<family>/features.py``,
+with every parameter and its source, and the reference recipe the front-end is checked against);
+:data:`FEATURE_CONFIGS` lists them.
 
 Config objects and shape helpers import without TensorFlow; the TF names (FeatureExtractor,
 tf_features, extract, BandNormalization helpers) load TensorFlow on first access.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 
 from .config import (
-    FEATURE_CONFIGS,
     MAX_ABS_SAMPLE,
     FeatureConfig,
     get_feature_config,
@@ -47,6 +46,10 @@ __all__ = ["FEATURE_CONFIGS", "MAX_ABS_SAMPLE", "FeatureConfig", "get_feature_co
 
 
 def __getattr__(name):
+    if name == "FEATURE_CONFIGS":
+        from .config import feature_configs
+
+        return feature_configs()
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

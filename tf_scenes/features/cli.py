@@ -12,9 +12,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .config import FEATURE_CONFIGS
+    from .config import feature_configs
 
-    parser.add_argument("config", help=f"feature config: {', '.join(FEATURE_CONFIGS)}")
+    parser.add_argument("config", help=f"feature config: {', '.join(feature_configs())}")
     parser.add_argument("audio", type=Path, help="audio file (wav, flac, ...)")
     parser.add_argument("--out", type=Path, required=True, help="output .npy file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -19,8 +19,9 @@ from ..errors import ConfigError
 # The largest |sample| the front-end accepts (1 = full scale). The float32 power spectrum of a
 # frame overflows when (peak * sum(window))^2 > 3.4e38, i.e. from a peak of 1.8e19 / sum(window).
 # Measured (bisection over the peak of a DC, Nyquist and white-noise clip): the features first
-# become Inf / NaN at a peak of 1.8e16 for "two_stage" and "dcasenet" (a Nyquist tone: |X| =
-# 1024 peak), 1.1e18 for "weak_sed", 4.3e34 for "raw". 1e12 (240 dB above full scale) keeps
+# become Inf / NaN at a peak of 1.8e16 for the 2048-point log-mel presets of the two-stage and
+# DcaseNet papers (a Nyquist tone: |X| = 1024 peak), 1.1e18 for the weak-SED preset and 4.3e34 for
+# the raw-waveform one. 1e12 (240 dB above full scale) keeps
 # a margin of 10^4 over the measured worst case and stays safe for any STFT of up to 10^7
 # samples, while still admitting float files that hold unscaled integer values (int32 counts
 # stored as float reach 2.1e9). Such a peak means corrupt or unscaled data: readers reject it.
@@ -230,71 +231,65 @@ def samples_for_seconds(cfg: FeatureConfig, seconds: float) -> int:
     return n
 
 
-# Named configs (spec sections "Features" / "Input"). ---------------------------------------------
+def feature_configs() -> types.MappingProxyType:
+    """The named configs: each family's ``features.FEATURES`` (tf_scenes/<family>/features.py)."""
+    import importlib
 
-TWO_STAGE = FeatureConfig(
-    # two_stage_asc.md, Features: 44.1 kHz, first 441,000 samples, 2048/1024 Hann centred (reflect),
-    # 128 HTK mels 0-22050 without area norm, power 2, ln(S + 1e-8), per-clip min-max, deltas
-    # without padding: 431 -> 427 -> 423 frames -> (423, 128, 3).
-    name="two_stage", sample_rate=44100, clip_samples=441_000, n_fft=2048, hop_length=1024,
-    window="hann", center=True, pad_mode="reflect", power=2, n_mels=128, fmin=0.0, fmax=22050.0,
-    mel_scale="htk", mel_norm=None, log="ln", log_offset=1e-8, scaling="minmax_clip",
-    deltas=2, delta_width=2, delta_padding=False,
-)
+    from ..families import FAMILIES
 
-DCASENET = FeatureConfig(
-    # dcasenet.md, Features (and the authors' preprocess.py / dataloaders.py): pre-emphasis
-    # x[n+1] - 0.97 x[n] on the whole clip (N-1 samples), torchaudio MelSpectrogram(24000,
-    # n_fft=2048, win_length=960 periodic Hamming, hop 480, centred reflect, 128 HTK mels 0-12 kHz,
-    # no norm, power 2), ln with floor 1e-7, per-band standardisation over time (torch.std:
-    # unbiased; floor 1e-3). 60 s (1,440,000 samples) -> 3000 frames; a 5 s crop of the
-    # pre-emphasised signal (120,001 raw samples, see samples_for_seconds) -> 251 frames.
-    name="dcasenet", sample_rate=24000, clip_samples=None, pre_emphasis=0.97, pre_emphasis_mode="valid",
-    n_fft=2048, win_length=960, hop_length=480, window="hamming", center=True, pad_mode="reflect",
-    power=2, n_mels=128, fmin=0.0, fmax=12000.0, mel_scale="htk", mel_norm=None, log="ln",
-    log_floor=1e-7, scaling="per_band_standardise", std_floor=1e-3, std_ddof=1,
-)
+    out = {}
+    for library, _ in FAMILIES.values():
+        try:
+            cfg = importlib.import_module(f"{library}.features").FEATURES
+        except ModuleNotFoundError as e:  # a family without a feature preset
+            if e.name != f"{library}.features":
+                raise
+            continue
+        out[cfg.name] = cfg
+    return types.MappingProxyType(out)
 
-WEAK_SED = FeatureConfig(
-    # weak_sed.md, Features (Kong et al.'s LogMelExtractor): 32 kHz, scipy.signal.spectrogram with
-    # np.hamming(2048) (symmetric), noverlap 1024, mode="magnitude" (density scaling, fs=1), no
-    # padding -> 311 frames for 10 s; librosa.filters.mel(32000, 2048, 64, fmin=50, fmax=16000)
-    # (Slaney scale, Slaney area norm); ln(x + 1e-8). The z-score with training-fold statistics
-    # is not part of the front-end: see tf_scenes.features.normalization.
-    name="weak_sed", sample_rate=32000, clip_samples=320_000, n_fft=2048, hop_length=1024,
-    window="hamming", window_periodic=False, center=False, power=1, stft_scale="window_energy",
-    n_mels=64, fmin=50.0, fmax=16000.0, mel_scale="slaney", mel_norm="slaney", log="ln",
-    log_offset=1e-8, scaling="none",
-)
 
-RAW = FeatureConfig(
-    # raw_waveform_asc.md, Input: 16 kHz, 5 s clips, 2 s windows chunked with 0.5 s overlap
-    # (hop 1.5 s -> 3 windows per clip), pre-emphasis 0.97 (length-keeping form), then mean
-    # normalisation (mean subtraction) per window -> (3, 32000, 1).
-    name="raw", kind="raw", sample_rate=16000, clip_samples=80_000, pre_emphasis=0.97,
-    pre_emphasis_mode="same", window_seconds=2.0, hop_seconds=1.5, mean_normalise=True,
-)
+def reference_recipe(name: str):
+    """The reference recipe of a named config (``reference(waveform, sr) -> features`` in librosa /
+    scipy / numpy, from the family's features module): for tests and benchmarks only."""
+    import importlib
 
-FEATURE_CONFIGS = types.MappingProxyType({c.name: c for c in (TWO_STAGE, DCASENET, WEAK_SED, RAW)})
+    from ..families import FAMILIES
+
+    for library, _ in FAMILIES.values():
+        try:
+            mod = importlib.import_module(f"{library}.features")
+        except ModuleNotFoundError:
+            continue
+        if mod.FEATURES.name == name:
+            return mod.reference
+    raise ConfigError(f"unknown feature config {name!r}")
+
+
+def __getattr__(name):
+    if name == "FEATURE_CONFIGS":  # read-only view of the named configs (loaded on first use)
+        return feature_configs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_feature_config(name) -> FeatureConfig:
-    """Named config ("two_stage", "dcasenet", "weak_sed", "raw"); a FeatureConfig passes through;
-    a dict is loaded strictly (unknown keys raise ConfigError)."""
+    """A named config (:func:`feature_configs`); a FeatureConfig passes through; a dict is loaded
+    strictly (unknown keys raise ConfigError)."""
     if isinstance(name, FeatureConfig):
         return name
     if isinstance(name, dict):
         from ..config import from_dict
 
         return from_dict(FeatureConfig, name, prefix="features")
+    known = feature_configs()
     try:
-        return FEATURE_CONFIGS[name]
+        return known[name]
     except (KeyError, TypeError):
         import difflib
 
-        close = difflib.get_close_matches(str(name), FEATURE_CONFIGS, n=1)
+        close = difflib.get_close_matches(str(name), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown feature config {name!r}{hint}; known: {', '.join(FEATURE_CONFIGS)}") from None
+        raise ConfigError(f"unknown feature config {name!r}{hint}; known: {', '.join(known)}") from None
 
 
 def config_to_dict(cfg: FeatureConfig) -> dict:

@@ -1,6 +1,6 @@
 """The feature front-end in TensorFlow (tf.signal): one implementation used by models and tf.data.
 
-    feats = tf_features(get_feature_config("two_stage"), waveform)   # (batch, 423, 128, 3)
+    feats = tf_features(get_feature_config(name), waveform)   # (batch, frames, mel_bands, channels)
 
 Layout: input (batch, samples) or (samples,) float32; output (batch, frames, mel_bands, channels)
 (or without the batch axis), time-major. Every reduction (min-max, standardisation) is taken per
@@ -234,7 +234,7 @@ class FeatureExtractor(keras.layers.Layer):
     reloads with identical output. Always computes in float32 (even under mixed precision).
     """
 
-    def __init__(self, feature_config="two_stage", **kwargs):
+    def __init__(self, feature_config, **kwargs):
         kwargs.setdefault("dtype", "float32")
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)

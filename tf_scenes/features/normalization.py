@@ -1,4 +1,4 @@
-"""Per-band z-score with training statistics (weak_sed.md, Features: "z-score per mel band with
+"""Per-band z-score with training statistics (Deshmukh et al. 2021: "z-score per mel band with
 training-fold statistics").
 
 The statistics come from the training features only and are stored inside the model as a

@@ -1,8 +1,8 @@
 """Offline (audio-level) augmentations of the two-stage ASC system.
 
 Hu et al., "A two-stage approach to device-robust acoustic scene classification" (ICASSP 2021),
-Sec. 3.2 and Table 3; specs/two_stage_asc.md, "Offline augmentations".  Each augmentation writes
-extra device-A training clips:
+Sec. 3.2 and Table 3, as the authors' code does them (github.com/MihawkHu/DCASE2020_task1).
+Each augmentation writes extra device-A training clips:
 
 * spectrum correction: scale |STFT| of device-A clips by a per-bin device ratio learnt from
   parallel recordings (:func:`spectrum_correction_reference`, :func:`apply_spectrum_correction`);
@@ -32,9 +32,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..datasets.tau2020 import AscRecord
-from ..errors import AudioError, DataFormatError
-from ..io_utils import (atomic_save_npy, atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir,
+from tf_scenes.datasets.tau2020 import AscRecord
+from tf_scenes.errors import AudioError, DataFormatError
+from tf_scenes.io_utils import (atomic_save_npy, atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir,
                         loads_json, read_json)
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def pair_parallel(records: Sequence[AscRecord], devices: Sequence[str] = NON_A_T
 
 def _default_read(sr: int) -> Callable:
     def read(item):
-        from ..audio import read_audio
+        from tf_scenes.audio import read_audio
 
         return read_audio(item, sr=sr)[0]
     return read
@@ -173,7 +173,7 @@ def spectrum_correction_reference(records_or_pairs, read_fn: Callable | None = N
         raise DataFormatError("spectrum_correction_reference",
                               f"no parallel device-A / {'/'.join(devices)} pairs",
                               hint="pass training records of device A together with other devices")
-    from ..audio import summarised_warnings
+    from tf_scenes.audio import summarised_warnings
 
     per_device = {}
     with summarised_warnings("spectrum-correction reference"):
@@ -544,7 +544,7 @@ def _run_kind(kind, key, sources, by_scene, root_out, cfg, seed, sr, read_fn, ra
     """Generate one kind's clips, appending each finished clip to the kind's journal."""
     from tqdm.auto import tqdm
 
-    from ..audio import summarised_warnings, write_audio
+    from tf_scenes.audio import summarised_warnings, write_audio
 
     journal = root_out / "manifests" / f"{kind}.journal.jsonl"
     journal.parent.mkdir(parents=True, exist_ok=True)

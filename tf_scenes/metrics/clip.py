@@ -1,5 +1,5 @@
 """Clip-level metrics of weakly supervised SED (Deshmukh et al., Interspeech 2021, Table 1;
-weak_sed.md "Metrics"): micro and macro average precision and macro ROC AUC, with scikit-learn.
+Kong et al.'s evaluation): micro and macro average precision and macro ROC AUC, with scikit-learn.
 
 Classes that cannot be scored are left out of the macro averages and counted, never scored as 0
 or NaN silently: a class with no positive clip has no defined AP or AUC, a class with no negative
