@@ -15,12 +15,12 @@ import importlib
 from pathlib import Path
 
 from tf_scenes.errors import ConfigError
-from tf_scenes.families import FAMILIES, study_module
+from tf_scenes import families
 
 
 def get_study(name: str):
     """The :class:`~tf_scenes.experiments.study.Study` of a family."""
-    return importlib.import_module(study_module(name)).STUDY
+    return importlib.import_module(families.study_module(name)).STUDY
 
 
 def config_path(study: str, profile: str) -> Path:
@@ -39,7 +39,7 @@ def load_study_config(study: str, profile: str = "quick", config=None, overrides
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("study", nargs="?", choices=list(FAMILIES), help="which paper's study")
+    parser.add_argument("study", nargs="?", choices=list(families.FAMILIES), help="which paper's study")
     parser.add_argument("--list", action="store_true", help="list the studies and their profiles, and stop")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config (profile, overrides, --data) as YAML, and stop")
@@ -56,12 +56,10 @@ def add_arguments(parser) -> None:
 
 def list_studies() -> str:
     """Every study with its paper and each profile with its description."""
-    from tf_scenes.families import get
-
     lines = []
-    for name in FAMILIES:
+    for name in families.FAMILIES:
         study = get_study(name)
-        lines.append(f"{name}: {get(name).title}")
+        lines.append(f"{name}: {families.get(name).title}")
         for profile, text in study.profiles().items():
             lines.append(f"    {profile:8s} {text}")
     return "\n".join(lines)
@@ -74,7 +72,7 @@ def run(args) -> int:
         print(list_studies())
         return 0
     if not args.study:
-        raise ConfigError(f"name a study: {', '.join(FAMILIES)} (tf-scenes reproduce --list shows their profiles)")
+        raise ConfigError(f"name a study: {', '.join(families.FAMILIES)} (tf-scenes reproduce --list shows their profiles)")
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data.root={args.data}")

@@ -28,7 +28,7 @@ class _Registry:
     def __init__(self):
         self._builders: dict[str, Callable] = {}
         self._configs: dict[str, type | None] = {}
-        self._loaded = False
+        self._loaded: set[str] = set()
 
     def register(self, name: str, *, config: type | None = None):
         """Decorator: register `fn` as builder `name`, taking a `config` dataclass instance."""
@@ -42,15 +42,17 @@ class _Registry:
         return deco
 
     def _load(self):
-        if self._loaded:
-            return
+        """Import the model module of every family listed (once each; a family added to the list
+        later is loaded on the next call)."""
         for mod in _model_modules():
+            if mod in self._loaded:
+                continue
             try:
                 importlib.import_module(mod)
             except ModuleNotFoundError as e:  # a family not installed yet must not break the others
                 if e.name != mod:
                     raise
-        self._loaded = True
+            self._loaded.add(mod)
 
     def _check(self, name) -> None:
         self._load()
