@@ -307,7 +307,19 @@ def test_feature_cache_killed_while_writing_leaves_nothing_readable(tmp_path):
     (tmp,) = cache.glob(".tiny-*.npy.*.npy")  # the half-written temporary is all that is left
     feats = cached_features(clips, TINY_FEATURES, cache, progress=False)
     assert feats.shape == (40, 126, 16, 1)
+    assert not tmp.exists() and not list(cache.glob(".tiny-*.npy.*.npy"))  # the leftover is removed on opening
     np.testing.assert_array_equal(feats, cached_features(clips, TINY_FEATURES, tmp_path / "fresh", progress=False))
+
+
+def test_a_live_writers_temporaries_are_left_alone(tmp_path):
+    from tf_scenes.pipelines.cache import _writer_lock, remove_stale_temporaries
+
+    final = tmp_path / "x-key.npy"
+    tmp = tmp_path / ".x-key.npy.abc.npy"
+    tmp.write_bytes(b"half")
+    with _writer_lock(final):  # another writer is at work
+        assert remove_stale_temporaries(final) == [] and tmp.exists()
+    assert remove_stale_temporaries(final) == [tmp] and not tmp.exists()
 
 
 ONE_MODEL = """\
