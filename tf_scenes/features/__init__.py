@@ -20,6 +20,8 @@ tf_features, extract, BandNormalization helpers) load TensorFlow on first access
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from .config import (
     MAX_ABS_SAMPLE,
@@ -53,3 +55,16 @@ def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """``tf_scenes.features`` is this package and the public function of the Python interface:
+    ``tf_scenes.features(name, waveform, sample_rate)`` (:func:`tf_scenes.api.features`)."""
+
+    def __call__(self, name, waveform, sample_rate: int):
+        from ..api import features
+
+        return features(name, waveform, sample_rate)
+
+
+sys.modules[__name__].__class__ = _CallableModule
