@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
 
         serial_inter_op()
     try:
+        if args.command in training:
+            # With TF_CONFIG set, join the workers' cluster now: a multi-worker strategy can only be
+            # made before TensorFlow runs its first op (docs/distributed.md).
+            from tf_scenes.training.distribute import start_multi_worker_from_env
+
+            start_multi_worker_from_env()
         return int(mod.run(args) or 0)
     except TFScenesError as e:
         print(f"tf-scenes {args.command}: error: {e}", file=sys.stderr)

@@ -150,7 +150,7 @@ def test_quick_run_writes_every_section(quick_run):
 
 def test_quick_run_features_fields(quick_run):
     sec = quick_run[1]["sections"]["features"]
-    for side in ("tf_data_xla", "tf_data_graph", "librosa_reference"):
+    for side in ("cache_xla_pcm", "tf_data_xla", "tf_data_graph", "librosa_reference"):
         s = sec[side]
         assert s["repeats"] == 1 and len(s["wall_s"]["values"]) == 1
         assert s["per_s_best"] > 0 and s["cpu_ms_per_item_median"] > 0 and s["first_run_s"] > 0
@@ -158,6 +158,21 @@ def test_quick_run_features_fields(quick_run):
     assert sec["max_abs_diff"]["xla_vs_librosa"] <= 1e-3 and sec["max_abs_diff"]["xla_vs_graph"] <= 1e-5
     assert sec["breakdown"]["pcm24_decoders_identical"] is True
     assert sec["xla_compile"]["cache_uses_xla_from_clips"] >= 1
+    # the floor: every implementation tried, the fastest by median CPU, pipelines as ratios to it
+    floor = sec["floor"]
+    assert {"tf_graph_dense_mel", "tf_xla_blocked_mel", "scipy_rfft_w1_dense_mel", "numpy_rfft_dense_mel"} <= set(
+        floor["tried"]) and set(floor["candidates"]) == set(floor["tried"])
+    best = min(floor["candidates"].values(), key=lambda c: c["cpu_ms_per_item_median"])
+    assert floor["cpu_ms_per_clip_median"] == best["cpu_ms_per_item_median"] == floor["candidates"][floor["fastest"]][
+        "cpu_ms_per_item_median"]
+    assert all(c["max_rel_diff_vs_tf_graph_dense"] < 1e-5 for c in floor["candidates"].values())  # one computation
+    ratios = sec["vs_floor_cpu_median"]
+    for side in ("cache_xla_pcm", "tf_data_xla", "tf_data_graph", "librosa_reference"):
+        assert ratios[side] == pytest.approx(sec[side]["cpu_ms_per_item_median"] / floor["cpu_ms_per_clip_median"],
+                                             rel=2e-3)
+    assert sec["max_abs_diff"]["cache_xla_pcm_vs_tf_data_xla"] == 0.0  # the cache's XLA path: the same features
+    assert {"pcm_read_batch", "pcm_xla_decode_and_front_end_batch"} <= set(sec["breakdown"])
+    assert "Floor" in sec["summary_md"] and floor["fastest"] in sec["summary_md"]
 
 
 def test_quick_run_input_training_inference_fields(quick_run):

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from ..errors import ConfigError, OutputDirError
 from ..io_utils import atomic_path, atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir, loads_json
+from .distribute import shard_by_data
 
 log = logging.getLogger(__name__)
 
@@ -403,12 +404,15 @@ def fit(model, make_train_ds: Callable[[int], tf.data.Dataset], *, epochs: int, 
             callbacks.append(_CallableValidation(val_data))
             validation_data = None
         else:
-            validation_data = val_data
+            validation_data = shard_by_data(val_data) if isinstance(val_data, tf.data.Dataset) else val_data
         callbacks.extend(extra_callbacks)
         callbacks.append(_Checkpointer(run_dir, state, monitor, mode, select))
         if tensorboard and _tensorboard_available(tensorboard == "auto"):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tb"), write_graph=False))
         train_ds = make_train_ds(initial_epoch)
+        if isinstance(train_ds, tf.data.Dataset):
+            # several workers: each keeps its slice of every global batch (see shard_by_data)
+            train_ds = shard_by_data(train_ds)
         _check_cardinality(train_ds, (int(epochs) - initial_epoch) * int(steps_per_epoch), initial_epoch,
                            epochs, steps_per_epoch)
         model.fit(train_ds, epochs=int(epochs), initial_epoch=initial_epoch,
