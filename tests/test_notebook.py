@@ -1,6 +1,7 @@
-"""The saliency notebook runs top to bottom on tiny settings (a model trained on the fly)."""
+"""The saliency notebook runs top to bottom on the tiny two-stage study, through the Python
+interface only."""
 
-import os
+import json
 from pathlib import Path
 
 import pytest
@@ -8,13 +9,21 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
+pytestmark = pytest.mark.xdist_group("two_stage")  # shares the tiny two-stage study's worker
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "saliency_exploration.ipynb"
 
 
-def test_saliency_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("TF_SCENES_NOTEBOOK_TINY", "1")
-    monkeypatch.setenv("TF_SCENES_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("TF_SCENES_RUN_DIR", raising=False)
+def test_the_notebook_imports_only_the_public_interface():
+    code = "\n".join("".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]
+                     if c["cell_type"] == "code")
+    imports = [line for line in code.splitlines() if line.startswith(("import tf_scenes", "from tf_scenes"))]
+    assert imports == ["import tf_scenes"]
+
+
+def test_saliency_notebook_runs(tiny_study, study_root, tmp_path, monkeypatch):
+    s = tiny_study("two_stage")
+    monkeypatch.setenv("TF_SCENES_RUN_DIR", str(s.out / "runs" / "resnet10"))
+    monkeypatch.setenv("TF_SCENES_DATA", str(study_root / "data" / "TAU-urban-acoustic-scenes-2020-mobile-development"))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
@@ -26,4 +35,4 @@ def test_saliency_notebook_runs(tmp_path, monkeypatch):
     audio = [o for o in outputs if "text/html" in o.get("data", {}) and "<audio" in o["data"]["text/html"]]
     assert audio, "the audio player is shown"
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "explaining layer class_conv with cam" in text and "recorded by" in text
+    assert "explaining: two_stage cam at class_conv" in text and "recorded by" in text

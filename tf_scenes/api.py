@@ -125,7 +125,23 @@ class Model:
         title, m = panels[0]
         return {"map": np.asarray(m), "spectrogram": np.asarray(spec), "title": title,
                 "class": title.rsplit(": ", 1)[-1], "extra": [(t, np.asarray(a)) for t, a in panels[1:]],
-                "frame_seconds": len(x) / card["sample_rate"] / max(len(spec), 1)}
+                "frame_seconds": len(x) / card["sample_rate"] / max(len(spec), 1),
+                "freqs_hz": _bin_frequencies(card, np.asarray(spec).shape[1])}
+
+
+def _bin_frequencies(card: dict, n_bins: int) -> np.ndarray:
+    """Centre frequency (Hz) of each frequency bin of a saliency map: the mel bands of the card's
+    feature config, or the linear bins of the display spectrogram of a waveform model."""
+    from .model_io import feature_config_of
+
+    fcfg = feature_config_of(card)
+    if card["input"] == "waveform" or not fcfg.n_mels:
+        return np.linspace(0.0, card["sample_rate"] / 2, n_bins)
+    from .features.frontend import mel_matrix
+
+    fb = mel_matrix(fcfg)  # (fft bins, mels)
+    freqs = np.linspace(0.0, fcfg.sample_rate / 2, fb.shape[0])
+    return freqs[fb.argmax(axis=0)][:n_bins]
 
 
 def load(path) -> Model:
