@@ -321,7 +321,7 @@ def harmonic_stack(f0_track: np.ndarray, sr: int, amps, inharm: float = 0.0,
         fl = np.floor(pos)
         i = fl.astype(np.int32)
         np.minimum(i, _TABLE - 1, out=i)
-        out += table[i] + (pos - fl) * step[i]
+        out += table.take(i) + (pos - fl) * step.take(i)  # take: 0.4 ms, fancy indexing 0.7
     two_pi = np.float32(2 * np.pi)
     for j in np.flatnonzero(live & ~table_k):
         s = np.sin(_partial_phase(within, start, float(ratio[j]), n) * two_pi + phase0[j])

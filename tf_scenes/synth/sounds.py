@@ -341,19 +341,22 @@ def machine(rng, sr, dur, f0=40.0, n_harm=12, rolloff=0.8, inharm=0.0, var_st=2.
         track = track * (1 + jitter * dsp.control_noise(rng, n, sr, 400.0))
     gain = np.ones(n, dtype=np.float32)
     if passby:
-        # Pass-bys: closest approach every ~1/passby s; Doppler factor c/(c - v cos).
+        # Pass-bys: closest approach every ~1/passby s; Doppler factor c/(c - v cos).  Level and
+        # Doppler change over d0 / v >= 0.2 s: computed at 200 Hz and interpolated to the samples.
         tp = np.sort(rng.uniform(0, dur, max(1, rng.poisson(passby * dur))))
-        g = np.zeros(n, dtype=np.float32)
-        dop = np.ones(n, dtype=np.float32)
+        step = max(int(round(sr / 200.0)), 1)
+        tc_grid = np.arange(-(-n // step) + 1) * (step / sr)
+        g = np.zeros(tc_grid.shape)
+        dop = np.ones(tc_grid.shape)
         for tc in tp:
             v, d0 = rng.uniform(8, 20), rng.uniform(4, 15)
-            x = v * (t - tc)
+            x = v * (tc_grid - tc)
             r2 = x * x + d0 * d0
             w = (d0 * d0 / r2)
             g += w
             dop += (343.0 / (343.0 + v * x / np.sqrt(r2)) - 1) * (w > 0.05)
-        gain = 0.05 + g
-        track = track * dop
+        gain = dsp.upsample_linear(0.05 + g, step, n)
+        track = track * dsp.upsample_linear(dop, step, n)
     amps = np.arange(1, n_harm + 1, dtype=np.float64) ** -jit(rng, rolloff, spread) * 10 ** (
         rng.uniform(-5, 3, n_harm) / 20)
     x = dsp.normalize_rms(dsp.harmonic_stack(track.astype(np.float32), sr, amps, inharm))
