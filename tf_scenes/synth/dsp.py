@@ -95,22 +95,26 @@ def band_curve_db(freqs: np.ndarray, lo_hz: float | None, hi_hz: float | None,
     return g
 
 
-_GRID_STEP = 16  # rfft bins per point of the coarse linear grid of gain_on_bins
+def _grid_step(nfft: int, sr: int) -> int:
+    """rfft bins per point of the linear grid that responses are evaluated on: points at most 2 Hz
+    apart, and at most 16 bins (1.6 Hz for a 10 s clip; a 0.3 s clip is evaluated at every bin)."""
+    return int(min(16, max(1, 2.0 * nfft // sr)))
 
 
 def gain_on_bins(gain_db_fn, nfft: int, sr: int) -> np.ndarray:
     """Linear gain (float32) at the nfft // 2 + 1 rfft bins of a smooth dB response.
 
     gain_db_fn is evaluated on 1024 log-spaced frequencies only (the curves are smooth), moved to a
-    linear grid of one point per 16 bins (under 2 Hz for 10 s clips) and linearly interpolated to
-    the bins.
+    linear grid of points at most 2 Hz apart (:func:`_grid_step`) and linearly interpolated to the
+    bins.
     """
     k = nfft // 2 + 1
     grid = np.geomspace(1.0, sr / 2.0, 1024)
     g_db = np.asarray(gain_db_fn(grid), dtype=np.float64)
-    coarse_f = np.arange(-(-k // _GRID_STEP) + 1) * (_GRID_STEP * sr / nfft)
+    step = _grid_step(nfft, sr)
+    coarse_f = np.arange(-(-k // step) + 1) * (step * sr / nfft)
     coarse = np.exp(np.interp(coarse_f, grid, g_db) * _LN10_20)
-    return upsample_linear(coarse, _GRID_STEP, k)
+    return upsample_linear(coarse, step, k)
 
 
 def filter_fft(x: np.ndarray, sr: int, gain_db_fn) -> np.ndarray:
@@ -398,7 +402,7 @@ def formant_pieces(pieces, n: int, sr: int, formants, bandwidths, gains) -> np.n
     pieces: [(vowel index, start sample, float32 signal)]; formants, bandwidths: (vowels, formants)
     in Hz; gains: (formants,).  A vowel's filter is zero-phase with magnitude
     |sum_i g_i / (1 + jQ_i(f/F_i - F_i/f))|, Q = F/B, evaluated on a 2048-point log-frequency grid
-    and interpolated to the FFT bins.  Filtering is linear and its response dies out within 30 ms
+    from 1 Hz and interpolated to the FFT bins.  Filtering is linear and its response dies out within 30 ms
     (-60 dB for the narrowest formant, 90 Hz), so a few pieces (one talker) are filtered one by
     one with 30 ms of room on each side, in one batch of short FFTs, and added back: for a 10 s
     talker a sixth of the FFT work of filtering five full-length vowel tracks.  Many overlapping
@@ -429,15 +433,20 @@ def formant_pieces(pieces, n: int, sr: int, formants, bandwidths, gains) -> np.n
 
 
 def _vowel_magnitude(formants, bandwidths, gains, nfft: int, sr: int) -> np.ndarray:
-    """|sum_i g_i / (1 + jQ_i(f/F_i - F_i/f))| at the rfft bins of nfft (float32)."""
-    grid = np.geomspace(20.0, sr / 2.0, 2048)
+    """|sum_i g_i / (1 + jQ_i(f/F_i - F_i/f))| at the rfft bins of nfft (float32).
+
+    The grid starts at 1 Hz so the response keeps falling towards DC (as 1 / Q): held flat below
+    20 Hz it had a corner there whose zero-phase response lasts longer than a syllable's margin.
+    """
+    grid = np.geomspace(1.0, sr / 2.0, 2048)
     h = np.zeros(grid.shape, dtype=np.complex128)
     for fc, bw, g in zip(np.atleast_1d(formants), np.atleast_1d(bandwidths), gains):
         if fc < 0.45 * sr:
             h += g / (1.0 + 1j * (fc / bw) * (grid / fc - fc / grid))
     k = nfft // 2 + 1
-    coarse_f = np.arange(-(-k // _GRID_STEP) + 1) * (_GRID_STEP * sr / nfft)
-    return upsample_linear(np.interp(coarse_f, grid, np.abs(h)), _GRID_STEP, k)
+    step = _grid_step(nfft, sr)
+    coarse_f = np.arange(-(-k // step) + 1) * (step * sr / nfft)
+    return upsample_linear(np.interp(coarse_f, grid, np.abs(h)), step, k)
 
 
 def _formant_tracks(pieces, vowels, n: int, sr: int, formants, bandwidths, gains) -> np.ndarray:
