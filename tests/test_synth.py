@@ -1,7 +1,8 @@
 """Synthetic dataset generator: formats, structure, determinism, manifests, readers, the report.
 
-The module-scoped fixture writes every kind at size "tiny" once (about 15 s on an idle 2-core
-machine); the slow tests generate "small" sets and check the learnability effects.
+The module-scoped fixture writes every kind at size "tiny" once in this process (about 7 s on an
+idle 2-core machine); the slow tests generate "small" sets and check the learnability effects,
+and a 150-segment scene set with 2 and 3 worker processes.
 """
 
 import csv
@@ -44,7 +45,7 @@ def test_tiny_all_is_fast_and_complete(tiny):
     assert set(tiny["roots"]) == set(DATASET_DIRS)
     for kind, root in tiny["roots"].items():
         assert root.name == DATASET_DIRS[kind]
-    # ~15 s on an idle 2-core machine; generous bound for a shared one.
+    # ~7 s on an idle 2-core machine; generous bound for a shared one.
     assert tiny["seconds"] < 60, f"tiny 'all' took {tiny['seconds']:.1f} s"
 
 
