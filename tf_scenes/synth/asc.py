@@ -158,7 +158,7 @@ def plan(size: AscSize, seed: int) -> list[Segment]:
     return segments
 
 
-def _run_chunk(root: str, seed: int, strength: float, bank, segs: list[Segment]) -> list[int]:
+def _run_chunk(root: str, seed: int, strength: float, bank: RirBank, segs: list[Segment]) -> list[int]:
     """Worker: synthesise a chunk of segments, write every device's recording; returns file counts.
 
     Each segment's scene is made once, in the frequency domain (mix -> location EQ -> room), and

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import multiprocessing
+import numbers
 import os
 import shutil
 import zlib
@@ -191,17 +192,18 @@ def default_jobs() -> int:
 
 
 def check_jobs(jobs: int | None) -> int:
-    """`jobs` as a worker count (None: :func:`default_jobs`); ConfigError below 1."""
+    """`jobs` as a worker count (None: :func:`default_jobs`); ConfigError unless a whole number >= 1."""
     if jobs is None:
         return default_jobs()
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+    if not isinstance(jobs, numbers.Integral) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"jobs must be a whole number >= 1, got {jobs!r}")
-    return jobs
+    return int(jobs)
 
 
 # Modules every worker needs: the fork server imports them once and forks the workers from it.
 _WORKER_MODULES = ["numpy", "scipy.fft", "scipy.signal", "soundfile", "tf_scenes.synth.dsp",
                    "tf_scenes.synth.sounds", "tf_scenes.synth.scenes", "tf_scenes.synth.devices"]
+
 
 def _pool_context():
     """Workers come from a fork server (where the platform has one) or are spawned, never forked
