@@ -81,7 +81,7 @@ class RirBank:
     """A few fixed RIRs per room type, seeded by (seed, room type, index).
 
     Built once per dataset (:meth:`build`, in the process that plans it) and handed to the workers
-    with their chunks (the asc bank is 24 RIRs, ~7 MB); :meth:`get` makes a missing RIR on first
+    with their chunks (the asc bank: 24 RIRs, 5 MB); :meth:`get` makes a missing RIR on first
     use.  The bytes of every RIR depend only on (sr, seed, room type, index), never on which process
     made it.
     """
@@ -94,7 +94,7 @@ class RirBank:
 
     @classmethod
     def build(cls, sr: int, seed: int, room_types, per_type: int = 4) -> "RirBank":
-        """A bank holding every RIR of `room_types` (a room simulation each, ~10-50 ms)."""
+        """A bank holding every RIR of `room_types` (a room simulation each, ~7 ms)."""
         bank = cls(sr, seed, per_type)
         for room_type in room_types:
             for index in range(per_type):
