@@ -12,7 +12,8 @@ Sections (one module each, ``run(out_dir, repeats, quick) -> dict``):
 * training: samples/s of the two-stage FCNN and ResNet (quick width) per crop, XLA on/off, precision;
 * inference: latency and throughput of the exported two-stage SavedModel (quick and full width);
 * augmentation: clips/s of the two-stage audio augmentations online (tf.data, with features) vs the
-  offline reference design (per kind and the six-way mix), and the input wait of training on them.
+  offline reference design (per kind and the six-way mix), and the input wait of training on them;
+* synth: CPU per item of every synthetic-data generator and the projected time of the full-size sets.
 
 Each section's result goes to OUT/NAME.json and is merged into OUT/results.json (sections not run
 keep their last result); OUT/results.md gets one short part per section. Every result records the
@@ -37,6 +38,7 @@ SECTIONS = [
     ("training", "bench.training:run"),
     ("inference", "bench.inference:run"),
     ("augmentation", "bench.augmentation:run"),
+    ("synth", "bench.synth:run"),
 ]
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("features", "input_pipeline", "training", "inference", "augmentation")
+SECTIONS = ("features", "input_pipeline", "training", "inference", "augmentation", "synth")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -211,3 +211,15 @@ def test_quick_run_augmentation_fields(quick_run):
     loop = sec["train_loop"]
     assert 0.0 <= loop["input_wait_fraction"] <= 1.0 and loop["step_s"]["median"] > 0
     assert sec["rir_bank"]["rooms"] >= 1 and sec["rir_bank"]["build_s"] > 0
+
+
+def test_quick_run_synth_fields(quick_run):
+    sec = quick_run[1]["sections"]["synth"]
+    assert set(sec["kinds"]) == {"asc", "tag", "sed", "events", "esc50"}
+    full = {"asc": (14400, 23040), "tag": (24785, 24785), "events": (9471, 9471), "sed": (600, 1200),
+            "esc50": (None, 2000)}
+    for kind, e in sec["kinds"].items():
+        assert e["items"] >= 1 and e["cpu_ms_per_item_median"] > 0 and e["cpu_ms_per_file_median"] > 0, kind
+        assert (full[kind][0] in (None, e["full_items"])) and e["full_files"] == full[kind][1], kind
+        assert e["projected_full_minutes"] == pytest.approx(
+            e["full_items"] * e["cpu_ms_per_item_median"] / 1000 / sec["cpus_usable"] / 60, rel=0.01), kind

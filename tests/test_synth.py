@@ -1,7 +1,8 @@
 """Synthetic dataset generator: formats, structure, determinism, manifests, readers, the report.
 
-The module-scoped fixture writes every kind at size "tiny" once (about 15 s on an idle 2-core
-machine); the slow tests generate "small" sets and check the learnability effects.
+The module-scoped fixture writes every kind at size "tiny" once in this process (about 7 s on an
+idle 2-core machine); the slow tests generate "small" sets and check the learnability effects,
+and a 150-segment scene set with 2 and 3 worker processes.
 """
 
 import csv
@@ -44,7 +45,7 @@ def test_tiny_all_is_fast_and_complete(tiny):
     assert set(tiny["roots"]) == set(DATASET_DIRS)
     for kind, root in tiny["roots"].items():
         assert root.name == DATASET_DIRS[kind]
-    # ~15 s on an idle 2-core machine; generous bound for a shared one.
+    # ~7 s on an idle 2-core machine; generous bound for a shared one.
     assert tiny["seconds"] < 60, f"tiny 'all' took {tiny['seconds']:.1f} s"
 
 
@@ -98,8 +99,9 @@ def test_replaces_incomplete_synthetic_folder(tmp_path):
 
 
 def test_determinism_same_seed_same_bytes_any_jobs(tiny, tmp_path):
-    # Same seed, other process layout (2 workers): identical bytes, manifests included.
-    for kind in ("asc", "tag"):
+    # Same seed, other process layout (2 worker processes instead of this one): identical bytes,
+    # manifests included, for every kind.
+    for kind in DATASET_DIRS:
         root = tmp_path / kind
         generate_dataset(kind, root, "tiny", SEED, jobs=2, progress=False)
         assert _hashes(root) == _hashes(tiny["roots"][kind]), kind
@@ -242,6 +244,215 @@ def test_devices():
         devices.get_device("s7")
 
 
+# ------------------------------------------------------------------------- speed: the primitives
+def test_fft_len_is_the_smallest_2_3_smooth_length():
+    from tf_scenes.synth.dsp import fft_len
+
+    smooth = sorted(2 ** a * 3 ** b for a in range(22) for b in range(14) if 2 ** a * 3 ** b < 4_000_000)
+    for n in (1, 2, 5, 97, 1000, 4097, 44100, 441000, 441001, 568_000, 1_440_000):
+        assert fft_len(n) == next(m for m in smooth if m >= n), n
+    assert fft_len(441000) == 442368  # 2^14 * 3^3, not 441000 = 2^3 3^2 5^3 7^2
+
+
+def test_upsample_linear_matches_interp():
+    from tf_scenes.synth.dsp import upsample_linear
+
+    c = np.random.default_rng(0).standard_normal(12).astype(np.float32)
+    for step, n in ((7, 70), (7, 64), (220, 2000), (1, 5)):
+        ref = np.interp(np.arange(n), np.arange(c.shape[0]) * step, c, right=c[-1])
+        np.testing.assert_allclose(upsample_linear(c, step, n), ref, atol=1e-6)
+
+
+def test_harmonic_stack_is_a_sum_of_sines():
+    """The wavetable, the per-partial sines and the muting above 0.45 sr, against float64 sines over
+    a 20 s gliding track (phase accumulated over 880,000 samples)."""
+    from tf_scenes.synth.dsp import harmonic_stack
+
+    sr, n = 44100, 882000
+    t = np.arange(n) / sr
+    f0 = (900 + 800 * np.sin(2 * np.pi * 0.1 * t)).astype(np.float32)  # 100 .. 1700 Hz
+    cyc = np.cumsum(f0.astype(np.float64)) / sr
+    amps, ph0 = np.array([1.0, 0.5, 0.0, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]), np.linspace(0, 3, 14)
+    for inharm in (0.0, 0.002):
+        ratio = np.arange(1, 15) * np.sqrt(1 + inharm * np.arange(1, 15) ** 2)
+        ref = sum(a * np.sin(2 * np.pi * r * cyc + p) * (r * f0 < 0.45 * sr) for a, r, p in zip(amps, ratio, ph0))
+        got = harmonic_stack(f0, sr, amps, inharm, ph0.astype(np.float32))
+        assert got.dtype == np.float32 and got.shape == (n,)
+        err = np.abs(got - ref)
+        # float32 phases: ~5e-4 cycles of drift after 20 s (partial 14: 0.05 rad), none audible
+        assert np.sqrt(np.mean(err ** 2)) < 0.01 * np.sqrt(np.mean(ref ** 2)) and err.max() < 0.05, inharm
+        assert err[:2 * sr].max() < 0.01, inharm
+
+
+def test_shaped_noise_has_its_spectrum_level_and_gaussian_samples():
+    from scipy import signal, stats
+
+    from tf_scenes.synth import dsp
+
+    sr = 44100
+    fn = dsp.tilt_fn(-3.0, 200.0, 4000.0)
+    x = dsp.shaped_noise(np.random.default_rng(0), 10 * sr, sr, fn)
+    assert x.dtype == np.float32 and x.shape == (10 * sr,)
+    assert abs(dsp.rms(x) - 1.0) < 1e-4
+    f, p = signal.welch(x, sr, nperseg=4096)
+    band = (f > 100) & (f < 10000)
+    shape = 10 * np.log10(p[band]) - fn(f[band])
+    assert np.ptp(np.convolve(shape, np.ones(9) / 9, "valid")) < 2.0  # follows the curve within 2 dB
+    assert abs(stats.kurtosis(x)) < 0.05 and abs(stats.skew(x)) < 0.05  # Gaussian: kurtosis 0
+
+
+def test_spectrum_energy_is_parseval():
+    from scipy import fft as sfft
+
+    from tf_scenes.synth.dsp import spectrum_energy
+
+    for nfft in (1000, 1001):
+        x = np.random.default_rng(nfft).standard_normal(nfft).astype(np.float32)
+        np.testing.assert_allclose(spectrum_energy(sfft.rfft(x), nfft), np.sum(x.astype(np.float64) ** 2),
+                                   rtol=1e-5)
+
+
+def test_formant_pieces_batch_equals_full_length_filtering():
+    """A talker's syllables filtered one by one in short FFTs = the summed vowel tracks filtered."""
+    from tf_scenes.synth import dsp, sounds
+
+    sr, n = 44100, 3 * 44100
+    rng = np.random.default_rng(1)
+    pieces = [(int(rng.integers(5)), int(s), rng.standard_normal(int(m)).astype(np.float32))
+              for s, m in zip(rng.integers(0, n - 9000, 12), rng.integers(3000, 9000, 12))]
+    args = (sounds._VOWELS_F, np.broadcast_to(sounds._VOWELS_BW, (5, 3)), sounds._VOWELS_G)
+    batched = dsp.formant_pieces(pieces, n, sr, *args)
+    full = dsp._formant_tracks(pieces, sorted({p[0] for p in pieces}), n, sr, *args)
+    assert np.max(np.abs(batched - full)) < 1e-3 * np.max(np.abs(full))
+
+
+def test_scene_room_is_a_linear_convolution_with_the_bank_rir():
+    """scene_spectrum = the mix, EQ'd, dry/wet mixed with the RIR by linear convolution, unit RMS."""
+    from scipy import fft as sfft
+    from scipy import signal
+
+    from tf_scenes.synth import dsp, scenes
+    from tf_scenes.synth.rooms import RirBank
+
+    sr, dur = 44100, 2.0
+    loc = scenes.Location.draw(SEED, "airport", "lisbon", 3)
+    bank = RirBank.build(sr, SEED, ("hall",))
+    spec, nfft, n = scenes.scene_spectrum(np.random.default_rng(5), sr, dur, loc, bank)
+    got = sfft.irfft(spec, nfft)[:n]
+    mix = scenes.scene_mix(np.random.default_rng(5), sr, dur, loc)
+    eq = sfft.irfft(sfft.rfft(mix, nfft) * dsp.gain_on_bins(
+        lambda f: dsp.curve_db(f, loc.eq_anchors, loc.eq_gains), nfft, sr), nfft)
+    h = bank.get("hall", loc.room_index)[0]
+    full = np.sqrt(1 - loc.wet) * np.pad(eq, (0, h.shape[0] - 1)) + np.sqrt(loc.wet) * signal.fftconvolve(eq, h)
+    ref = full[:n] / np.sqrt(np.sum(full ** 2) / n)  # unit RMS over the clip, the tail counted
+    # No wrap-around of the clip's reverberation into its start (that would differ by tens of %).
+    # What differs, at -49 dB over the first second here, is the room's echo of the zero-phase
+    # EQ's pre-ringing of the first sample (it sits at the end of the FFT buffer).
+    assert np.max(np.abs(got - ref)) < 1e-2 * np.max(np.abs(ref))
+    assert np.max(np.abs(got - ref)[sr:]) < 1e-4 * np.max(np.abs(ref))
+    assert 0.9 < dsp.rms(got) <= 1.0
+
+
+def test_record_spectrum_is_record():
+    """Recording from the scene's spectrum (what the writer does) = recording the waveform; the
+    self-noise of a silent scene sits at the device's noise_db."""
+    from scipy import fft as sfft
+
+    from tf_scenes.synth import devices, dsp
+
+    sr, n = 44100, 44100
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.05
+    nfft = dsp.fft_len(n)
+    for dev in ("a", "s4"):
+        y1 = devices.record(x, sr, dev, np.random.default_rng(7))
+        y2 = devices.record_spectrum(sfft.rfft(x, nfft), nfft, n, sr, dev, np.random.default_rng(7), dsp.Memo())
+        assert y1.dtype == y2.dtype == np.float32 and np.array_equal(y1, y2), dev
+        silent = devices.record(np.zeros(n, np.float32), sr, dev, np.random.default_rng(3))
+        level = 20 * np.log10(dsp.rms(silent))
+        assert abs(level - devices.get_device(dev).noise_db) < 0.5, (dev, level)
+
+
+def test_rir_bank_built_once_matches_lazy_and_travels_to_workers():
+    import pickle
+
+    from tf_scenes.synth.rooms import RirBank
+
+    built = RirBank.build(16000, SEED, ("bus", "small"), per_type=2)
+    lazy = RirBank(16000, SEED, per_type=2)
+    copy = pickle.loads(pickle.dumps(built))
+    for room in ("bus", "small"):
+        for i in range(5):
+            h = built.get(room, i)[0]
+            assert np.array_equal(h, lazy.get(room, i)[0]) and np.array_equal(h, copy.get(room, i)[0])
+    assert built.slot(5) == 1 and not np.array_equal(built.get("bus", 0)[0], built.get("bus", 1)[0])
+
+
+def test_write_pcm_round_trip(tmp_path):
+    from tf_scenes.errors import AudioError
+    from tf_scenes.synth.common import write_pcm
+
+    x = np.array([0.0, 0.5, -0.5, 1.5, -1.5, 1e-7, 0.1234567], np.float32)
+    for subtype, bits in (("PCM_24", 23), ("PCM_16", 15)):
+        p = write_pcm(tmp_path / f"{subtype}.wav", np.stack([x, -x], 1), 44100, subtype)
+        info = sf.info(str(p))
+        assert (info.subtype, info.channels, info.frames) == (subtype, 2, x.size)
+        y, _ = sf.read(str(p), dtype="float64")
+        for ch, v in enumerate((x, -x)):
+            q = np.clip(np.rint(v.astype(np.float64) * 2 ** bits), -2 ** bits, 2 ** bits - 1) / 2 ** bits
+            np.testing.assert_array_equal(y[:, ch], q)
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []  # no temporaries left
+    with pytest.raises(AudioError, match="bad.wav: refusing to write non-finite"):
+        write_pcm(tmp_path / "bad.wav", np.array([0.0, np.nan], np.float32), 44100, "PCM_16")
+    assert not (tmp_path / "bad.wav").exists()
+
+
+# ------------------------------------------------------------------------ speed: worker processes
+def test_jobs_default_to_every_usable_cpu(monkeypatch, tmp_path):
+    """No --jobs / jobs=None: one worker per CPU this process may use (not a fixed 2)."""
+    import os
+
+    import tf_scenes.synth as synth
+    from tf_scenes.experiments.cli import main
+    from tf_scenes.synth import common
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    assert common.default_jobs() == 6 and common.check_jobs(None) == 6
+    seen = {}
+    monkeypatch.setattr(synth, "generate", lambda kind, out, **kw: seen.update(kw) or {kind: tmp_path})
+    assert main(["synth", "events", "--out", str(tmp_path), "--size", "tiny", "--no-progress"]) == 0
+    assert seen["jobs"] == 6
+
+
+def test_bad_jobs_is_one_clear_error(tmp_path, capsys):
+    from tf_scenes.errors import ConfigError
+    from tf_scenes.experiments.cli import main
+
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ConfigError, match="jobs must be a whole number >= 1"):
+            generate_dataset("events", tmp_path / "ev", "tiny", SEED, jobs=bad, progress=False)
+    assert not (tmp_path / "ev").exists()
+    assert main(["synth", "events", "--out", str(tmp_path), "--size", "tiny", "--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
+def test_map_items_keeps_order_and_runs_in_workers():
+    import functools
+    import os
+
+    from tf_scenes.synth.common import map_items
+
+    items = list(range(23))
+    out = map_items(functools.partial(_square_with_pid), items, jobs=3, progress=False, chunk=4)
+    assert [v for v, _ in out] == [i * i for i in items]
+    assert os.getpid() not in {pid for _, pid in out}  # computed in worker processes
+
+
+def _square_with_pid(chunk):
+    import os
+
+    return [(i * i, os.getpid()) for i in chunk]
+
+
 # --------------------------------------------------------------------------------------------- tag
 def test_tag_format(tiny):
     root = tiny["roots"]["tag"]
@@ -349,15 +560,20 @@ def test_esc50_format(tiny):
 
 
 def test_every_class_synthesiser_renders():
-    """Every class of every table: finite, not silent, right length, at 44.1 and 24 kHz."""
+    """Every class of every table: finite, not silent, right length, at 44.1 and 24 kHz.
+
+    Each is rendered at its shortest duration in the datasets, at least 1.5 s (a phone rings in
+    groups with 2 s pauses: a shorter clip may fall into a pause).
+    """
     from tf_scenes.synth import classes, sounds
 
     rng = np.random.default_rng(0)
     for table in (classes.FSD2019, classes.FSD2018, classes.NIGENS, classes.ESC50):
         for name, spec in table.items():
+            dur = max(1.5, spec.dur[0])
             for sr in (44100, 24000):
-                x = sounds.render(rng, sr, 1.5, spec.family, spec.params)
-                assert x.dtype == np.float32 and x.shape == (int(1.5 * sr),), name
+                x = sounds.render(rng, sr, dur, spec.family, spec.params)
+                assert x.dtype == np.float32 and x.shape == (round(dur * sr),), name
                 assert np.all(np.isfinite(x)) and np.sqrt(np.mean(x ** 2)) > 0.5, name
     with pytest.raises(ValueError, match="unknown synthesiser family"):
         sounds.render(rng, 16000, 1.0, "theremin", {})
@@ -437,6 +653,22 @@ def test_report_effects_small(tmp_path):
     print(format_report(rep))
     e = rep["effects"]
     assert e["a_above_chance_not_perfect"] and e["b_unseen_devices_lower"] and e["c_broad_easier"], e
+
+
+@pytest.mark.slow
+def test_asc_many_chunks_same_bytes_any_workers(tmp_path):
+    """A 150-segment set (240 files, 10 chunks): 2 and 3 worker processes (3 is more than a 2-core
+    machine has, so chunks land on workers in another order) write identical files."""
+    from tf_scenes.synth import asc
+
+    size = asc.AscSize(train_a=140, train_other=10, eval_per_device=5, train_locations=4, eval_locations=2)
+    hashes = []
+    for jobs in (2, 3):
+        root = tmp_path / f"jobs{jobs}"
+        m = asc.generate(root, "small", SEED, jobs=jobs, progress=False, size_override=size)
+        assert m["counts"]["segments"] == 150 and len(list((root / "audio").iterdir())) == 240
+        hashes.append(_hashes(root))
+    assert hashes[0] == hashes[1]
 
 
 @pytest.mark.slow

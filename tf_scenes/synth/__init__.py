@@ -15,7 +15,8 @@ Kinds and the folder each writes under ``out``:
           ``out/weak_sed_remix``
 
 Sizes: "tiny" (tests: a few dozen files per set), "small" (CPU experiments), "full" (the real
-counts).  Output is a pure function of (kind, size, seed): same seed, same bytes.  Every dataset
+counts).  Output is a pure function of (kind, size, seed): same seed, same bytes, whatever the
+number of worker processes (``jobs``; by default every CPU this process may use).  Every dataset
 folder carries SYNTHETIC_DATASET.json saying it is synthetic and how it was made; a complete
 folder with the same manifest is not regenerated.  Nothing here imports TensorFlow (the
 ``--report`` probe does, through the feature front-end).
@@ -47,25 +48,35 @@ def _module(kind: str):
     return importlib.import_module(f".{kind}", __name__)
 
 
-def generate_dataset(kind: str, root, size: str = "tiny", seed: int = 0, *, jobs: int = 1,
+def generate_dataset(kind: str, root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None,
                      progress: bool = True) -> dict:
-    """Write one dataset `kind` directly into folder `root`; returns its manifest."""
+    """Write one dataset `kind` directly into folder `root`; returns its manifest.
+
+    jobs: worker processes (None: every CPU this process may use; 1: this process only).  The
+    files are the same whatever it is.
+    """
     from ..errors import ConfigError
+    from .common import check_jobs
 
     if kind not in DATASET_KINDS:
         raise ConfigError(f"unknown dataset kind {kind!r}; known: {', '.join(DATASET_KINDS)}")
     if size not in SIZES:
         raise ConfigError(f"unknown size {size!r}; known: {', '.join(SIZES)}")
-    return _module(kind).generate(root, size, seed, jobs=jobs, progress=progress)
+    return _module(kind).generate(root, size, seed, jobs=check_jobs(jobs), progress=progress)
 
 
-def generate(kind: str, out, size: str = "tiny", seed: int = 0, *, jobs: int = 1,
+def generate(kind: str, out, size: str = "tiny", seed: int = 0, *, jobs: int | None = None,
              progress: bool = True) -> dict[str, Path]:
-    """Write `kind` ("all", "remix" or one dataset) under `out`; returns {kind: folder}."""
+    """Write `kind` ("all", "remix" or one dataset) under `out`; returns {kind: folder}.
+
+    jobs: worker processes (None: every CPU this process may use); the files do not depend on it.
+    """
     from ..errors import ConfigError
+    from .common import check_jobs
 
     if kind not in KINDS:
         raise ConfigError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    jobs = check_jobs(jobs)
     out = Path(out)
     kinds = {"all": DATASET_KINDS, "remix": ("events", "asc")}.get(kind, (kind,))
     roots = {}

@@ -26,9 +26,10 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import common
-from .devices import DEVICE_TABLE, DEVICES, TRAIN_DEVICES, record
-from .scenes import BROAD, CITIES, SCENES, Location, synth_scene
+from . import common, dsp
+from .devices import DEVICE_TABLE, DEVICES, TRAIN_DEVICES, record_spectrum
+from .rooms import RirBank
+from .scenes import BROAD, CITIES, SCENES, Location, room_types, scene_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -157,22 +158,23 @@ def plan(size: AscSize, seed: int) -> list[Segment]:
     return segments
 
 
-def _run_chunk(root: str, seed: int, strength: float, segs: list[Segment]) -> list[int]:
-    """Worker: synthesise a chunk of segments, write every device's recording; returns file counts."""
-    from ..audio import write_audio
-    from .rooms import RirBank
+def _run_chunk(root: str, seed: int, strength: float, bank: RirBank, segs: list[Segment]) -> list[int]:
+    """Worker: synthesise a chunk of segments, write every device's recording; returns file counts.
 
-    bank = RirBank(SR, seed)  # per chunk: RIRs depend only on (seed, room type, index)
+    Each segment's scene is made once, in the frequency domain (mix -> location EQ -> room), and
+    each device's recording is one multiplication and one inverse FFT of that spectrum.
+    """
+    memo = dsp.Memo()  # device responses and RIR spectra, for the whole chunk
     counts = []
     for sg in segs:
         loc = Location.draw(seed, sg.scene, sg.city, sg.location, strength)
         rng = common.rng_for(seed, "asc-segment", sg.segment)
-        dry = synth_scene(rng, SR, CLIP_SECONDS, loc, bank)
+        spec, nfft, n = scene_spectrum(rng, SR, CLIP_SECONDS, loc, bank, memo)
         level_db = rng.uniform(-34.0, -20.0)  # the scene's loudness at the microphones
-        dry = dry * np.float32(10 ** (level_db / 20))
+        spec *= np.float32(10 ** (level_db / 20))
         for dev in sg.devices:
-            y = record(dry, SR, dev, common.rng_for(seed, "asc-device", sg.segment, dev))
-            write_audio(Path(root) / sg.filename(dev), y, SR, subtype=SUBTYPE)
+            y = record_spectrum(spec, nfft, n, SR, dev, common.rng_for(seed, "asc-device", sg.segment, dev), memo)
+            common.write_pcm(Path(root) / sg.filename(dev), y, SR, SUBTYPE)
         counts.append(len(sg.devices))
     return counts
 
@@ -200,12 +202,13 @@ def write_metadata(root: Path, segments: list[Segment]) -> None:
     common.write_table(es / "fold1_test.csv", ("filename",), [(r[2],) for r in evaluate])
 
 
-def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int = 1, progress: bool = True,
+def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None, progress: bool = True,
              size_override: AscSize | None = None) -> dict:
     """Write the synthetic TAU 2020 Mobile development set into `root`; returns the manifest.
 
     Skips the work (and returns the existing manifest) if `root` already holds a complete set made
-    with the same size, seed and generator version.
+    with the same size, seed and generator version.  jobs: worker processes (None: every usable
+    CPU); the files do not depend on it.
     """
     root = Path(root)
     sz = size_override or SIZES[size]
@@ -218,10 +221,12 @@ def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int = 1, progress
         return common.read_manifest(root)
     segments = plan(sz, seed)
     (root / "audio").mkdir(parents=True, exist_ok=True)
-    fn = functools.partial(_run_chunk, str(root), seed, sz.location_strength)
     n_files = sum(len(s.devices) for s in segments)
     log.info("%s: %d segments, %d files", root, len(segments), n_files)
-    common.map_items(fn, segments, jobs=jobs, desc="asc", unit="seg", progress=progress, chunk=8)
+    # The room impulse responses: one bank per dataset, made here and shipped with every chunk.
+    bank = RirBank.build(SR, seed, room_types())
+    fn = functools.partial(_run_chunk, str(root), seed, sz.location_strength, bank)
+    common.map_items(fn, segments, jobs=jobs, desc="asc", unit="seg", progress=progress, chunk=16)
     write_metadata(root, segments)
     counts = {"segments": len(segments),
               "train": {d: sum(d in s.train for s in segments) for d in TRAIN_DEVICES},

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ def add_arguments(parser) -> None:
                         "experiments, default), full (real dataset counts)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="worker processes (default: min(2, CPUs)); output does not depend on it")
+                        help="worker processes (default: every CPU this process may use); output does not "
+                        "depend on it")
     parser.add_argument("--report", action="store_true",
                         help="after generating, measure the scene set's learnability (asc, all, remix)")
     parser.add_argument("--report-only", action="store_true",
@@ -47,6 +47,7 @@ def _asc_root(out: Path) -> Path:
 def run(args) -> int:
     from . import generate
     from ..errors import ConfigError
+    from .common import default_jobs
 
     out = Path(args.out)
     progress = not args.no_progress
@@ -56,7 +57,7 @@ def run(args) -> int:
         return _report(_asc_root(out), progress)
     if args.report and args.kind not in ("asc", "all", "remix"):
         raise ConfigError("--report measures the acoustic-scene set: use it with asc, all or remix")
-    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     t0 = time.perf_counter()

@@ -4,6 +4,9 @@ Determinism: every generated item draws from its own ``np.random.Generator`` see
 ``SeedSequence([seed, crc32(key parts)...])``, so output bytes depend only on (kind, size, seed)
 and never on the order or the process in which items are made.
 
+Speed: :func:`map_items` spreads chunks of items over worker processes (all usable CPUs by
+default); :func:`write_pcm` writes the integer samples itself, which soundfile then only packs.
+
 Safety: a dataset folder is (re)generated only when it is empty or carries our manifest
 (``SYNTHETIC_DATASET.json``) or our in-progress marker; a non-empty folder without either (a real
 copy of the dataset, say) is never touched.  The manifest is written last: its presence with the
@@ -12,8 +15,11 @@ same parameters and all listed files in place means "complete, skip".
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import multiprocessing
+import numbers
 import os
 import shutil
 import zlib
@@ -23,13 +29,13 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import OutputDirError
-from ..io_utils import atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir
+from ..errors import AudioError, ConfigError, OutputDirError
+from ..io_utils import atomic_path, atomic_write_json, atomic_write_text, dumps_json, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
 GENERATOR = "tf_scenes.synth"
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"  # 2.0: scenes and recordings made in the frequency domain, one RIR bank per dataset
 MANIFEST = "SYNTHETIC_DATASET.json"
 PARTIAL = ".SYNTHETIC_DATASET.partial.json"
 SIZES = ("tiny", "small", "full")
@@ -177,15 +183,52 @@ def finish_root(root, core: dict, extra: dict | None = None) -> dict:
 
 
 # ------------------------------------------------------------------------------------ item loops
-def map_items(fn: Callable, items: Sequence, jobs: int = 1, desc: str = "", unit: str = "clip",
+def default_jobs() -> int:
+    """Worker processes used when none are asked for: the CPUs this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        return max(os.cpu_count() or 1, 1)
+
+
+def check_jobs(jobs: int | None) -> int:
+    """`jobs` as a worker count (None: :func:`default_jobs`); ConfigError unless a whole number >= 1."""
+    if jobs is None:
+        return default_jobs()
+    if not isinstance(jobs, numbers.Integral) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    return int(jobs)
+
+
+# Modules every worker needs: the fork server imports them once and forks the workers from it.
+_WORKER_MODULES = ["numpy", "scipy.fft", "scipy.signal", "soundfile", "tf_scenes.synth.dsp",
+                   "tf_scenes.synth.sounds", "tf_scenes.synth.scenes", "tf_scenes.synth.devices"]
+
+
+def _pool_context():
+    """Workers come from a fork server (where the platform has one) or are spawned, never forked
+    from the caller: the caller may hold TensorFlow's or BLAS's threads."""
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_WORKER_MODULES)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def map_items(fn: Callable, items: Sequence, jobs: int | None = None, desc: str = "", unit: str = "clip",
               progress: bool = True, chunk: int = 16) -> list:
-    """[fn(chunk_of_items) for chunks] flattened, in order; processes when jobs > 1.
+    """[fn(chunk_of_items) for chunks] flattened, in order; in worker processes when jobs > 1.
 
     fn takes a list of items and returns a list of results (one per item), so a worker can keep
-    per-chunk caches (room impulse responses) without module-level state.
+    per-chunk caches (device responses, RIR spectra) without module-level state.  jobs: worker
+    processes (None: every usable CPU, :func:`default_jobs`); 1 runs in this process.  Chunks are
+    fixed by `chunk` alone, and fn must not depend on which process runs it, so the results never
+    depend on `jobs`.
     """
     from tqdm import tqdm
 
+    jobs = check_jobs(jobs)
     items = list(items)
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     out: list = []
@@ -195,11 +238,46 @@ def map_items(fn: Callable, items: Sequence, jobs: int = 1, desc: str = "", unit
                 out.extend(fn(c))
                 bar.update(len(c))
             return out
-        with ProcessPoolExecutor(max_workers=jobs) as ex:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=_pool_context()) as ex:
             for c, res in zip(chunks, ex.map(fn, chunks)):
                 out.extend(res)
                 bar.update(len(c))
     return out
+
+
+# ----------------------------------------------------------------------------------------- audio
+_PCM = {"PCM_16": (np.int16, 15, 0), "PCM_24": (np.int32, 23, 8)}
+
+
+def write_pcm(path, x: np.ndarray, sr: int, subtype: str) -> Path:
+    """Write float samples (samples,) or (samples, channels) as a PCM wav, atomically.
+
+    Samples are rounded to the nearest step of 2**-15 (PCM_16) or 2**-23 (PCM_24) and clipped to
+    [-1, 1 - step], so reading the file back as float gives exactly those values.  Rounding here
+    and handing soundfile integers costs 3.9 ms per 10 s 24-bit clip where soundfile's own float
+    conversion costs 5.1 (1.4 vs 3.9 ms at 16 bits).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        raise AudioError(path, "refusing to write non-finite samples")
+    try:
+        dtype, bits, shift = _PCM[subtype]
+    except KeyError:
+        raise ConfigError(f"{path}: unsupported subtype {subtype!r}; known: {', '.join(_PCM)}") from None
+    import soundfile as sf
+
+    full = float(1 << bits)
+    q = np.rint(x * np.float32(full))
+    np.clip(q, -full, full - 1.0, out=q)
+    q = q.astype(np.int32)
+    if shift:
+        q <<= shift  # soundfile writes the top 24 bits of an int32
+    # Through memory: writing to a file, libsndfile fsyncs it on close (6 ms a file on a busy disk).
+    buf = io.BytesIO()
+    sf.write(buf, q.astype(dtype, copy=False), sr, subtype=subtype, format="WAV")
+    with atomic_path(path, suffix=".wav") as tmp:
+        tmp.write_bytes(buf.getbuffer())
+    return Path(path)
 
 
 def peak_normalize(x: np.ndarray, peak_db: float) -> np.ndarray:

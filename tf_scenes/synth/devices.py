@@ -13,11 +13,13 @@ sounds the same in every generated dataset.  s4-s6 are deliberately unlike the t
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
+from scipy import fft as sfft
 
 from . import dsp
 
@@ -96,10 +98,33 @@ def get_device(name: str) -> Device:
 
 def record(x: np.ndarray, sr: int, device: Device | str, rng: np.random.Generator) -> np.ndarray:
     """Pass a dry scene `x` (float32, full-scale units) through `device`; rng draws its self-noise."""
+    n = x.shape[0]
+    nfft = dsp.fft_len(n)
+    return record_spectrum(sfft.rfft(np.asarray(x, dtype=np.float32), nfft), nfft, n, sr, device, rng)
+
+
+def record_spectrum(spec: np.ndarray, nfft: int, n: int, sr: int, device: Device | str,
+                    rng: np.random.Generator, memo: dsp.Memo | None = None) -> np.ndarray:
+    """:func:`record` of the scene whose rfft (nfft points) is `spec`; the first n samples.
+
+    The response is applied in the spectrum (zero-phase), so parallel recordings of one scene share
+    its forward FFT; memo keeps each device's response at the bins.  A linear device (drive 0)
+    gets its self-noise added in the same spectrum: one inverse FFT per recording.
+    """
     dev = get_device(device) if isinstance(device, str) else device
-    y = dsp.filter_fft(x * np.float32(dsp.db(dev.gain_db)), sr, dev.response_db)
-    if dev.drive:
-        y = np.tanh(y * np.float32(dev.drive)) * np.float32(1.0 / dev.drive)
-    noise = dsp.shaped_noise(rng, y.shape[0], sr, dsp.tilt_fn(-1.5, dev.hp_hz, dev.lp_hz))
-    y += np.float32(dsp.db(dev.noise_db)) * noise
-    return y.astype(np.float32)
+    memo = memo if memo is not None else dsp.Memo()
+    resp = memo.get(("device", dev.name, nfft, sr),
+                    lambda: dsp.gain_on_bins(dev.response_db, nfft, sr) * np.float32(dsp.db(dev.gain_db)))
+    noise_gain = memo.get(("device-noise", dev.name, nfft, sr),
+                          lambda: dsp.gain_on_bins(dsp.tilt_fn(-1.5, dev.hp_hz, dev.lp_hz), nfft, sr))
+    noise = dsp.noise_spectrum(rng, noise_gain)
+    # Self-noise at noise_db RMS over the recording (Parseval, before the inverse FFT).
+    noise *= np.float32(dsp.db(dev.noise_db) / math.sqrt(dsp.spectrum_energy(noise, nfft) / nfft + 1e-30))
+    y_spec = spec * resp
+    if not dev.drive:
+        y_spec += noise
+        return sfft.irfft(y_spec, nfft)[:n]
+    y = sfft.irfft(y_spec, nfft)[:n]
+    y = np.tanh(y * np.float32(dev.drive)) * np.float32(1.0 / dev.drive)
+    y += sfft.irfft(noise, nfft)[:n]
+    return y

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import common, dsp, sounds
 from .classes import ESC10, ESC50, ESC50_CATEGORIES, ESC50_GROUP_FAMILY, ESC50_GROUPS, esc50_group
+from .rooms import RirBank, reverberate
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def plan(sz: EscSize, seed: int) -> list[dict]:
     return sources
 
 
-def _group_context(rng, x: np.ndarray, group: str, bank) -> np.ndarray:
+def _group_context(rng, x: np.ndarray, group: str, bank: RirBank) -> np.ndarray:
     """Apply the coarse group's shared recording context to a 1-D signal of RMS 1."""
     n = x.shape[0]
     if group == "animals":
@@ -79,13 +80,9 @@ def _group_context(rng, x: np.ndarray, group: str, bank) -> np.ndarray:
         return x + 10 ** (rng.uniform(-28, -20) / 20) * bed * dsp.am_envelope(rng, n, SR, 0.3, 4.0)
     if group == "human":
         h, _ = bank.get("small", int(rng.integers(0, 4)))
-        from .rooms import reverberate
-
         return reverberate(x, h[: int(0.15 * SR)], rng.uniform(0.05, 0.15))
     if group == "interior":
         h, _ = bank.get("small", int(rng.integers(0, 4)))
-        from .rooms import reverberate
-
         y = reverberate(x, h, rng.uniform(0.3, 0.5))
         return y + 10 ** (rng.uniform(-34, -28) / 20) * dsp.shaped_noise(rng, n, SR, dsp.bandpass_fn(100.0, 2.0, -40))
     if group == "exterior":
@@ -95,11 +92,7 @@ def _group_context(rng, x: np.ndarray, group: str, bank) -> np.ndarray:
     return x  # natural soundscapes: as they are
 
 
-def _run_chunk(root: str, seed: int, sources: list[dict]) -> list[int]:
-    from ..audio import write_audio
-    from .rooms import RirBank
-
-    bank = RirBank(SR, seed)
+def _run_chunk(root: str, seed: int, bank: RirBank, sources: list[dict]) -> list[int]:
     out = []
     n = int(CLIP_SECONDS * SR)
     for s in sources:
@@ -113,13 +106,13 @@ def _run_chunk(root: str, seed: int, sources: list[dict]) -> list[int]:
             piece = x[t * n:(t + 1) * n]
             piece = dsp.fade(common.peak_normalize(piece, rng.uniform(-12, -1)), SR, 0.01)
             take = "ABC"[t]
-            write_audio(Path(root) / "audio" / f"{s['fold']}-{s['src']}-{take}-{s['target']}.wav", piece, SR,
-                        subtype=SUBTYPE)
+            common.write_pcm(Path(root) / "audio" / f"{s['fold']}-{s['src']}-{take}-{s['target']}.wav", piece, SR,
+                             SUBTYPE)
         out.append(s["takes"])
     return out
 
 
-def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int = 1, progress: bool = True) -> dict:
+def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None, progress: bool = True) -> dict:
     """Write the synthetic ESC-50 into `root`; returns the manifest (skips if complete)."""
     root = Path(root)
     sz = SIZES[size]
@@ -132,7 +125,8 @@ def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int = 1, progress
         return common.read_manifest(root)
     sources = plan(sz, seed)
     (root / "audio").mkdir(parents=True, exist_ok=True)
-    common.map_items(functools.partial(_run_chunk, str(root), seed), sources, jobs=jobs, desc="esc50",
+    bank = RirBank.build(SR, seed, ("small",))  # the human and interior groups' rooms
+    common.map_items(functools.partial(_run_chunk, str(root), seed, bank), sources, jobs=jobs, desc="esc50",
                      unit="src", progress=progress, chunk=16)
     rows = []
     for s in sources:

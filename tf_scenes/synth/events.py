@@ -63,20 +63,18 @@ def plan(sz: EventsSize, seed: int) -> list[dict]:
 
 
 def _run_chunk(root: str, seed: int, max_seconds: float, items: list[dict]) -> list[float]:
-    from ..audio import write_audio
-
     durs = []
     for it in items:
         rng = common.rng_for(seed, "events-clip", it["fname"])
         spec = FSD2018[it["audio"]]
         dur = draw_duration(rng, spec, 0.3, max_seconds)
         x = event_clip(rng, SR, dur, [spec])
-        write_audio(Path(root) / "audio_train" / it["fname"], x, SR, subtype=SUBTYPE)
+        common.write_pcm(Path(root) / "audio_train" / it["fname"], x, SR, SUBTYPE)
         durs.append(dur)
     return durs
 
 
-def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int = 1, progress: bool = True) -> dict:
+def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None, progress: bool = True) -> dict:
     """Write the synthetic FSDKaggle2018 into `root`; returns the manifest (skips if complete)."""
     root = Path(root)
     sz = SIZES[size]

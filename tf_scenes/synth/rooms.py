@@ -5,8 +5,9 @@ from the inverse Sabine formula for the sampled RT60, image order capped at 6 so
 milliseconds, not seconds) + a late tail of exponentially decaying noise with the same RT60, whose
 decay is faster at high frequencies (air absorption).  The tail starts where the early part fades.
 
-A :class:`RirBank` holds a few RIRs per room type, made on first use and reused, so generating
-thousands of clips needs only a handful of room simulations.
+A :class:`RirBank` holds a few RIRs per room type, made once per dataset and reused, so generating
+thousands of clips needs only a handful of room simulations; the clips apply them by FFT
+convolution.
 """
 
 from __future__ import annotations
@@ -77,7 +78,13 @@ def make_rir(rng: np.random.Generator, sr: int, room: RoomType, max_order: int =
 
 
 class RirBank:
-    """A few fixed RIRs per room type, made lazily and reused (seeded by (seed, room type, index))."""
+    """A few fixed RIRs per room type, seeded by (seed, room type, index).
+
+    Built once per dataset (:meth:`build`, in the process that plans it) and handed to the workers
+    with their chunks (the asc bank: 24 RIRs, 5 MB); :meth:`get` makes a missing RIR on first
+    use.  The bytes of every RIR depend only on (sr, seed, room type, index), never on which process
+    made it.
+    """
 
     def __init__(self, sr: int, seed: int, per_type: int = 4):
         self.sr = sr
@@ -85,8 +92,21 @@ class RirBank:
         self.per_type = per_type
         self._cache: dict[tuple[str, int], tuple[np.ndarray, dict]] = {}
 
+    @classmethod
+    def build(cls, sr: int, seed: int, room_types, per_type: int = 4) -> "RirBank":
+        """A bank holding every RIR of `room_types` (a room simulation each, ~7 ms)."""
+        bank = cls(sr, seed, per_type)
+        for room_type in room_types:
+            for index in range(per_type):
+                bank.get(room_type, index)
+        return bank
+
+    def slot(self, index: int) -> int:
+        """Which of a room type's RIRs an index picks."""
+        return index % self.per_type
+
     def get(self, room_type: str, index: int) -> tuple[np.ndarray, dict]:
-        key = (room_type, index % self.per_type)
+        key = (room_type, self.slot(index))
         if key not in self._cache:
             rng = np.random.default_rng([self.seed, zlib.crc32(room_type.encode()), key[1], 0x5157])
             self._cache[key] = make_rir(rng, self.sr, ROOM_TYPES[room_type])

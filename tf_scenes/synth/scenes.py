@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
+from scipy import fft as sfft
 
 from . import dsp, sounds
 from .common import key_int
-from .rooms import RirBank, reverberate
+from .rooms import RirBank
 
 SCENES = ("airport", "shopping_mall", "metro_station", "street_pedestrian", "public_square",
           "street_traffic", "tram", "bus", "metro", "park")
@@ -44,6 +45,11 @@ BROAD_CLASSES = ("indoor", "outdoor", "transportation")
 _ROOM = MappingProxyType({"airport": ("hall", (0.55, 0.85)), "shopping_mall": ("mall", (0.45, 0.75)),
          "metro_station": ("station", (0.5, 0.8)), "bus": ("bus", (0.2, 0.45)),
          "tram": ("tram", (0.2, 0.45)), "metro": ("metro", (0.25, 0.5))})
+
+
+def room_types() -> tuple[str, ...]:
+    """The room types (rooms.ROOM_TYPES) that the reverberant scenes use."""
+    return tuple(sorted({room for room, _ in _ROOM.values()}))
 
 
 @dataclass(frozen=True)
@@ -158,8 +164,8 @@ def _steps(rng, sr, dur, rate):
                           res_hz=rng.uniform(150, 500), res_tau=0.015, res_mix=0.4, level_db=6)
 
 
-def synth_scene(rng: np.random.Generator, sr: int, dur: float, loc: Location, rirs: RirBank | None):
-    """The dry-to-room scene signal (float32, RMS ~1) of loc.scene; rng draws this clip's events."""
+def scene_mix(rng: np.random.Generator, sr: int, dur: float, loc: Location) -> np.ndarray:
+    """The sum of loc.scene's sound components before location colouring and room (float32)."""
     n = int(round(dur * sr))
     s, L, R = loc.scene, loc.level, loc.rate
     m = _Mix(n)
@@ -257,10 +263,38 @@ def synth_scene(rng: np.random.Generator, sr: int, dur: float, loc: Location, ri
                   lv("clatter", -4))
             m.add(sounds.machine(rng, sr, dur, f0=rng.uniform(300, 700), n_harm=3, noise=0.0, var_st=4,
                                  var_hz=0.1, jitter=0.0), lv("whine", -9))
-    x = dsp.normalize_rms(m.x)
+    return m.x
+
+
+def scene_spectrum(rng: np.random.Generator, sr: int, dur: float, loc: Location, rirs: RirBank | None,
+                   memo: dsp.Memo | None = None) -> tuple[np.ndarray, int, int]:
+    """The scene of loc.scene in the frequency domain: (rfft spectrum, nfft, clip samples n).
+
+    The component mix is coloured by the location's EQ and (indoor and vehicle scenes) mixed
+    dry / wet with a room impulse response of the bank, both by multiplication in one spectrum of
+    nfft >= n + len(rir) - 1 points (a linear convolution; the EQ is zero-phase).  Scaled to unit
+    RMS over the clip's n samples (Parseval; the reverberant tail beyond n, ~1 % of the energy,
+    is counted).  memo keeps the RIR spectra for the next clips.  rng draws this clip's events.
+    """
+    x = scene_mix(rng, sr, dur, loc)
+    n = x.shape[0]
+    room = _ROOM.get(loc.scene) if rirs is not None else None
+    h = rirs.get(room[0], loc.room_index)[0] if room else None
+    nfft = dsp.fft_len(n + (h.shape[0] - 1 if h is not None else 0))
+    spec = sfft.rfft(x, nfft)
     # Location colouring (site acoustics, source distances).
-    x = dsp.filter_fft(x, sr, lambda f: dsp.curve_db(f, loc.eq_anchors, loc.eq_gains))
-    if rirs is not None and s in _ROOM:
-        h, _ = rirs.get(_ROOM[s][0], loc.room_index)
-        x = reverberate(x, h, loc.wet)
-    return dsp.normalize_rms(x)
+    spec *= dsp.gain_on_bins(lambda f: dsp.curve_db(f, loc.eq_anchors, loc.eq_gains), nfft, sr)
+    if h is not None:
+        memo = memo if memo is not None else dsp.Memo()
+        rir = memo.get(("rir", room[0], rirs.slot(loc.room_index), nfft), lambda: sfft.rfft(h, nfft))
+        spec *= np.float32(math.sqrt(1 - loc.wet)) + np.float32(math.sqrt(loc.wet)) * rir
+    energy = dsp.spectrum_energy(spec, nfft)
+    spec *= np.float32(1.0 / math.sqrt(energy / n + 1e-20))
+    return spec, nfft, n
+
+
+def synth_scene(rng: np.random.Generator, sr: int, dur: float, loc: Location, rirs: RirBank | None,
+                memo: dsp.Memo | None = None) -> np.ndarray:
+    """The dry-to-room scene signal (float32, RMS ~1) of loc.scene; rng draws this clip's events."""
+    spec, nfft, n = scene_spectrum(rng, sr, dur, loc, rirs, memo)
+    return sfft.irfft(spec, nfft)[:n]

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
+from scipy import fft as sfft
 
 from . import common, dsp, sounds
 from .classes import NIGENS
@@ -144,6 +145,38 @@ def _room_tails(seed: int, fold: int, room: int, n_ch: int = 4) -> np.ndarray:
     return tails / np.sqrt(np.sum(tails ** 2, axis=1, keepdims=True) + 1e-12)
 
 
+_FRAME_SAMPLES = int(round(FRAME * SR))
+
+
+def _spatialise(s: np.ndarray, e: dict, caps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mic (4, len), foa (4, len)) float32 of one event's signal s moving along its DOA track.
+
+    Directions are computed per 100 ms frame and interpolated linearly to the samples (a unit
+    vector moves at most 4 degrees in a frame); each capsule reads s with its own fractional
+    delay (linear interpolation, zero outside the event).
+    """
+    length = s.shape[0]
+    az, el = event_doa(e)
+    # Unit vector at every frame centre, then per sample; unwrap keeps moving sources continuous.
+    az_r, el_r = np.unwrap(np.radians(az)), np.radians(el)
+    u_f = np.stack([np.cos(az_r) * np.cos(el_r), np.sin(az_r) * np.cos(el_r), np.sin(el_r)])  # (3, frames)
+    u = np.stack([dsp.upsample_linear(c, _FRAME_SAMPLES, length) for c in u_f])  # (3, length)
+    proj = np.einsum("dc,dl->cl", caps.astype(np.float32), u)  # (4 capsules, length): cos(capsule, source)
+    mic = np.empty((4, length), dtype=np.float32)
+    padded = np.concatenate([np.zeros(4, np.float32), s, np.zeros(4, np.float32)])
+    idx = np.arange(length, dtype=np.float32) + np.float32(4.0)
+    for m in range(4):
+        # Delay (samples, relative to the array centre), at most RADIUS / C_SOUND * SR < 3.
+        pos = idx + proj[m] * np.float32(RADIUS / C_SOUND * SR)
+        fl = np.floor(pos)
+        i = fl.astype(np.int64)
+        w = pos - fl
+        y = padded[i] * (1 - w) + padded[i + 1] * w
+        mic[m] = (0.5 + 0.5 * proj[m]) * y
+    foa = np.stack([s, u[1] * s, u[2] * s, u[0] * s])  # W, Y, Z, X
+    return mic, foa
+
+
 def render_mixture(seed: int, name: str) -> tuple[np.ndarray, np.ndarray, list[tuple]]:
     """(mic (samples, 4), foa (samples, 4), metadata rows) of one mixture."""
     parts = name.split("_")
@@ -162,52 +195,42 @@ def render_mixture(seed: int, name: str) -> tuple[np.ndarray, np.ndarray, list[t
         params = dict(spec.params, burst=1.0) if "burst" in spec.params else spec.params
         s = sounds.render(rng, SR, length / SR, spec.family, params)[:length]
         s = dsp.fade(s, SR, 0.02) * np.float32(10 ** (e["level_db"] / 20))
-        az, el = event_doa(e)
-        # Per-sample direction (interpolated between frame centres).
-        tt = (np.arange(length) / SR) / FRAME
-        fr = np.arange(len(az))
-        az_s = np.interp(tt, fr, np.unwrap(np.radians(az)))
-        el_s = np.interp(tt, fr, np.radians(el))
-        u = np.stack([np.cos(az_s) * np.cos(el_s), np.sin(az_s) * np.cos(el_s), np.sin(el_s)])  # (3, length)
-        proj = caps.T @ u  # (4 capsules, length): cos of the angle capsule-source
-        idx = np.arange(length, dtype=np.float64)
-        for m in range(4):
-            delay = -RADIUS * proj[m] / C_SOUND * SR  # samples, relative to the array centre
-            y = np.interp(idx - delay, idx, s, left=0.0, right=0.0).astype(np.float32)
-            mic[m, start:start + length] += (0.5 + 0.5 * proj[m]).astype(np.float32) * y
-        foa[0, start:start + length] += s
-        foa[1, start:start + length] += (u[1] * s).astype(np.float32)  # Y
-        foa[2, start:start + length] += (u[2] * s).astype(np.float32)  # Z
-        foa[3, start:start + length] += (u[0] * s).astype(np.float32)  # X
+        m_ev, f_ev = _spatialise(s, e, caps)
+        mic[:, start:start + length] += m_ev
+        foa[:, start:start + length] += f_ev
         dry_sum[start:start + length] += s
-    # Room: diffuse reverberation of the dry sum, ambient noise; both formats from the same scene.
+    # Room: diffuse reverberation of the dry sum plus ambient noise, both formats from the same
+    # scene.  Both are made in the spectrum: one forward FFT of the dry sum, one inverse per channel.
     tails = _room_tails(seed, fold, room)
     wet_db = common.rng_for(seed, "sed-room", fold, room).uniform(-12, -6)
-    rev = np.stack([dsp.fftconvolve(dry_sum, tails[c])[:n] for c in range(4)]) * np.float32(10 ** (wet_db / 20))
-    amb = np.stack([dsp.shaped_noise(rng, n, SR, dsp.tilt_fn(-4.0, 30.0, 8000.0)) for _ in range(4)])
-    amb *= np.float32(10 ** (rng.uniform(-36, -28) / 20) * max(dsp.rms(dry_sum), 1e-4))
-    mic += rev + amb
-    foa_diffuse = rev + amb
-    foa[0] += foa_diffuse[0]
-    foa[1:] += foa_diffuse[1:] * np.float32(1 / math.sqrt(3))
+    nfft = dsp.fft_len(n + tails.shape[1] - 1)
+    dry_spec = sfft.rfft(dry_sum, nfft)
+    rev = sfft.rfft(tails, nfft, axis=1) * dry_spec[None, :] * np.float32(10 ** (wet_db / 20))  # (4, bins)
+    amb_gain = dsp.gain_on_bins(dsp.tilt_fn(-4.0, 30.0, 8000.0), nfft, SR)
+    amb_level = 10 ** (rng.uniform(-36, -28) / 20) * max(dsp.rms(dry_sum), 1e-4)
+    for c in range(4):
+        amb = dsp.noise_spectrum(rng, amb_gain)
+        rev[c] += amb * np.float32(amb_level / math.sqrt(dsp.spectrum_energy(amb, nfft) / nfft + 1e-30))
+    diffuse = sfft.irfft(rev, nfft, axis=1)[:, :n]  # (4, n): reverberation + ambience
+    mic += diffuse
+    foa[0] += diffuse[0]
+    foa[1:] += diffuse[1:] * np.float32(1 / math.sqrt(3))
     g = np.float32(10 ** (-3 / 20) / max(float(np.max(np.abs(mic))), float(np.max(np.abs(foa))), 1e-9))
     return (mic * g).T, (foa * g).T, metadata_rows(events)
 
 
 def _run_chunk(root: str, seed: int, names: list[str]) -> list[int]:
-    from ..audio import write_audio
-
     out = []
     for name in names:
         mic, foa, rows = render_mixture(seed, name)
-        write_audio(Path(root) / "mic_dev" / f"{name}.wav", mic, SR, subtype=SUBTYPE)
-        write_audio(Path(root) / "foa_dev" / f"{name}.wav", foa, SR, subtype=SUBTYPE)
+        common.write_pcm(Path(root) / "mic_dev" / f"{name}.wav", mic, SR, SUBTYPE)
+        common.write_pcm(Path(root) / "foa_dev" / f"{name}.wav", foa, SR, SUBTYPE)
         common.write_table(Path(root) / "metadata_dev" / f"{name}.csv", None, rows, delimiter=",")
         out.append(len(rows))
     return out
 
 
-def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int = 1, progress: bool = True) -> dict:
+def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None, progress: bool = True) -> dict:
     """Write the synthetic TAU-NIGENS 2020 development set into `root`; returns the manifest."""
     root = Path(root)
     sz = SIZES[size]

@@ -92,11 +92,12 @@ def bell(rng, sr, dur, f0=800.0, ratios=(1.0, 2.0, 2.76, 5.4, 8.93), decay=1.0, 
     ratios = np.asarray(ratios, dtype=np.float64) * np.exp(rng.uniform(-0.01, 0.01, len(ratios)))
     amps = brightness ** np.arange(len(ratios)) * 10 ** (rng.uniform(-4, 2, len(ratios)) / 20)
     ln = min(n, int(min(5 * decay, 8.0) * sr))
-    t = np.arange(ln, dtype=np.float32) / sr
     keep = ratios * f0 < 0.45 * sr
     taus = decay / ratios[keep] ** 0.6
-    tmpl = (amps[keep, None] * np.sin(2 * np.pi * f0 * ratios[keep, None] * t[None, :] + rng.uniform(0, 6, (keep.sum(), 1)))
-            * np.exp(-t[None, :] / taus[:, None])).sum(axis=0).astype(np.float32)
+    phases = rng.uniform(0, 6, keep.sum())
+    tmpl = np.zeros(ln, dtype=np.float32)
+    for a, r, tau, ph in zip(amps[keep], ratios[keep], taus, phases):
+        tmpl += np.float32(a) * dsp.damped_sine(ln, sr, f0 * r, tau, ph)
     tmpl[: int(0.002 * sr)] *= np.linspace(0, 1, int(0.002 * sr), dtype=np.float32)
     tpos = rng.uniform(0, 0.2)
     period = 1.0 / max(strike_rate, 1e-3)
@@ -151,6 +152,8 @@ def impacts(rng, sr, dur, rate=4.0, regularity=0.5, click_ms=5.0, bright_hz=3000
     rate, res_hz = jit(rng, rate, spread), jit(rng, res_hz, spread)
     res_tau, click_ms = jit(rng, res_tau, spread), jit(rng, click_ms, spread)
     bright = jit(rng, bright_hz, spread)
+    click_sos = dsp.butter_sos(sr, click_lo, bright)
+    tail_sos = dsp.butter_sos(sr, None, tail_hz) if tail_tau else None
     templates = []
     for _ in range(6):
         fr = res_hz * math.exp(rng.uniform(-0.15, 0.15))
@@ -158,7 +161,7 @@ def impacts(rng, sr, dur, rate=4.0, regularity=0.5, click_ms=5.0, bright_hz=3000
         ln = max(ln, 64)
         t = np.arange(ln, dtype=np.float32) / sr
         click = rng.standard_normal(ln).astype(np.float32) * np.exp(-t / (click_ms / 1000))
-        click = dsp.butter(click, sr, lo=click_lo, hi=bright)
+        click = dsp.butter(click, sr, sos=click_sos)
         if glide:
             ph = 2 * np.pi * np.cumsum(fr * (1 + glide * (1 - np.exp(-t / res_tau)))) / sr
             res = (np.sin(ph) * np.exp(-t / res_tau)).astype(np.float32)
@@ -166,7 +169,7 @@ def impacts(rng, sr, dur, rate=4.0, regularity=0.5, click_ms=5.0, bright_hz=3000
             res = dsp.damped_sine(ln, sr, fr, res_tau, rng.uniform(0, 6.28))
         tmpl = (1 - res_mix) * dsp.normalize_rms(click) + res_mix * dsp.normalize_rms(res)
         if tail_tau:
-            tail = dsp.butter(rng.standard_normal(ln).astype(np.float32), sr, hi=tail_hz) * np.exp(-t / tail_tau)
+            tail = dsp.butter(rng.standard_normal(ln).astype(np.float32), sr, sos=tail_sos) * np.exp(-t / tail_tau)
             tmpl = tmpl + 0.7 * dsp.normalize_rms(tail) * dsp.rms(tmpl)
         if debris:
             for _d in range(debris):
@@ -205,14 +208,14 @@ def voice(rng, sr, dur, f0=120.0, formant_shift=1.0, syll_rate=4.0, syll_dur=0.1
           pause=0.25, fricatives=0.3, band=None, tilt=-9.0, spread=0.15):
     """Speech-like babble: glottal sawtooth (or breath noise) through vowel formant banks.
 
-    Several voices are summed before filtering (filters are linear), so a crowd costs the same
-    as one talker: 5 vowels x 3 formants per formant-shift group.
+    Every syllable is filtered by its vowel's bank (5 vowels x 3 formants) in one batch of short
+    FFTs (:func:`dsp.formant_pieces`); fricative noise is drawn only for the samples it covers.
     """
     n = _n(sr, dur)
     t = np.arange(n, dtype=np.float32) / sr
     n_voices = max(1, int(round(jit(rng, n_voices, spread))) if n_voices > 1 else 1)
     shift = jit(rng, formant_shift, spread * 0.5)
-    acc = np.zeros((5, n), dtype=np.float32)  # source routed to each vowel's formant bank
+    syllables = []  # (vowel, start sample, source) for the formant banks
     fric = np.zeros(n, dtype=np.float32)
     for _ in range(n_voices):
         f = jit(rng, f0, spread)
@@ -237,22 +240,23 @@ def voice(rng, sr, dur, f0=120.0, formant_shift=1.0, syll_rate=4.0, syll_dur=0.1
                     if rough:
                         contour *= 1 + rough * rng.standard_normal(m).astype(np.float32)
                     phase = np.cumsum(contour) / sr + rng.uniform(0, 1)
-                    src = v * (1.0 - 2.0 * (phase % 1.0)).astype(np.float32)
+                    src = v * (1.0 - 2.0 * dsp.frac(phase)).astype(np.float32)
                     if nz_level:
                         src += nz_level * rng.standard_normal(m).astype(np.float32)
                     w = np.sin(np.pi * u).clip(0) ** 0.7
-                    acc[rng.integers(5), a:b] += w * src * 10 ** (rng.uniform(-6, 0) / 20)
+                    syllables.append((int(rng.integers(5)), a, w * src * np.float32(10 ** (rng.uniform(-6, 0) / 20))))
                     if fricatives and rng.random() < fricatives:
                         fl = min(int(rng.uniform(0.03, 0.09) * sr), m)
                         fric[a:a + fl] += np.hanning(fl).astype(np.float32) * rng.uniform(0.2, 0.6)
             p_prev = p_next
             tpos += d + rng.exponential(1.0 / rate) * 0.5
-    out = dsp.formant_bank(acc, sr, _VOWELS_F * shift, np.broadcast_to(_VOWELS_BW * shift, (5, 3)), _VOWELS_G)
+    out = dsp.formant_pieces(syllables, n, sr, _VOWELS_F * shift, np.broadcast_to(_VOWELS_BW * shift, (5, 3)),
+                             _VOWELS_G)
     out = dsp.normalize_rms(out)
-    if fricatives:
-        fn = dsp.butter(rng.standard_normal(n).astype(np.float32), sr, lo=3500 * formant_shift,
-                        hi=min(9000 * formant_shift, 0.45 * sr))
-        out += 0.5 * fn * fric
+    hiss = np.flatnonzero(fric)  # samples under a fricative (a few % of the clip)
+    if hiss.size:
+        fn = dsp.filtered_noise(rng, hiss.size, sr, lo=3500 * formant_shift, hi=min(9000 * formant_shift, 0.45 * sr))
+        out[hiss] += 0.5 * fn * fric[hiss]
     if tilt != -9.0:  # shouting / whispering brighten the spectrum
         out = dsp.filter_fft(out, sr, dsp.tilt_fn((tilt + 9.0) / 2))
     if band:
@@ -272,6 +276,7 @@ def call(rng, sr, dur, f0=600.0, contour="arch", sweep_st=5.0, call_dur=0.3, cal
     sweep = jit(rng, sweep_st, spread) if sweep_st else 0.0
     amps = np.arange(1, n_harm + 1, dtype=np.float64) ** -jit(rng, rolloff, spread) * 10 ** (
         rng.uniform(-4, 2, n_harm) / 20)
+    noise_sos = dsp.butter_sos(sr, f0 * 0.7, min(f0 * n_harm * 1.5, 0.45 * sr)) if noise else None
     tpos = rng.uniform(0, min(1.0 / rate, 0.5, 0.3 * dur))
     while tpos < dur:
         nb = max(1, int(round(jit(rng, bout, 0.3)))) if bout > 1 else 1
@@ -298,7 +303,7 @@ def call(rng, sr, dur, f0=600.0, contour="arch", sweep_st=5.0, call_dur=0.3, cal
                                    rng.uniform(0, 6.28, n_harm).astype(np.float32))
             if noise:
                 nz = rng.standard_normal(ln).astype(np.float32)
-                nz = dsp.butter(nz, sr, lo=f0 * 0.7, hi=min(f0 * n_harm * 1.5, 0.45 * sr))
+                nz = dsp.butter(nz, sr, sos=noise_sos)
                 x = dsp.normalize_rms(x) + noise * dsp.normalize_rms(nz)
             if am_hz and am_depth:
                 x *= 1 - am_depth * (0.5 + 0.5 * np.cos(2 * np.pi * jit(rng, am_hz, 0.05) * u * cd))
@@ -331,24 +336,27 @@ def machine(rng, sr, dur, f0=40.0, n_harm=12, rolloff=0.8, inharm=0.0, var_st=2.
         st = st + jit(rng, sweep_st, spread) * 0.5 * (1 + np.sin(2 * np.pi * jit(rng, sweep_hz, spread) * t + rng.uniform(0, 6)))
     if ramp_st:
         st = st + ramp_st * np.clip(t / dur * rng.uniform(0.8, 1.5), 0, 1)
-    track = f0 * 2 ** (st / 12)
+    track = f0 * dsp.semitones(st)
     if jitter:
         track = track * (1 + jitter * dsp.control_noise(rng, n, sr, 400.0))
     gain = np.ones(n, dtype=np.float32)
     if passby:
-        # Pass-bys: closest approach every ~1/passby s; Doppler factor c/(c - v cos).
+        # Pass-bys: closest approach every ~1/passby s; Doppler factor c/(c - v cos).  Level and
+        # Doppler change over d0 / v >= 0.2 s: computed at 200 Hz and interpolated to the samples.
         tp = np.sort(rng.uniform(0, dur, max(1, rng.poisson(passby * dur))))
-        g = np.zeros(n, dtype=np.float32)
-        dop = np.ones(n, dtype=np.float32)
+        step = max(int(round(sr / 200.0)), 1)
+        tc_grid = np.arange(-(-n // step) + 1) * (step / sr)
+        g = np.zeros(tc_grid.shape)
+        dop = np.ones(tc_grid.shape)
         for tc in tp:
             v, d0 = rng.uniform(8, 20), rng.uniform(4, 15)
-            x = v * (t - tc)
+            x = v * (tc_grid - tc)
             r2 = x * x + d0 * d0
             w = (d0 * d0 / r2)
             g += w
             dop += (343.0 / (343.0 + v * x / np.sqrt(r2)) - 1) * (w > 0.05)
-        gain = 0.05 + g
-        track = track * dop
+        gain = dsp.upsample_linear(0.05 + g, step, n)
+        track = track * dsp.upsample_linear(dop, step, n)
     amps = np.arange(1, n_harm + 1, dtype=np.float64) ** -jit(rng, rolloff, spread) * 10 ** (
         rng.uniform(-5, 3, n_harm) / 20)
     x = dsp.normalize_rms(dsp.harmonic_stack(track.astype(np.float32), sr, amps, inharm))
@@ -360,7 +368,7 @@ def machine(rng, sr, dur, f0=40.0, n_harm=12, rolloff=0.8, inharm=0.0, var_st=2.
         x *= (1 - am_depth * (0.5 + 0.5 * np.cos(ph)) ** 2).astype(np.float32)
     if pulse_hz:
         p = jit(rng, pulse_hz, spread)
-        phase = (t * p + rng.uniform(0, 1)) % 1.0
+        phase = dsp.frac(t * p + rng.uniform(0, 1))
         if decay:
             env = np.exp(-phase / (p * jit(rng, decay, spread))).astype(np.float32)
         else:
@@ -393,13 +401,13 @@ def alarm(rng, sr, dur, f0=1000.0, wave="square", n_harm=9, on=0.2, off=0.2, rat
     idx = np.floor(ph)
     track = np.full(n, f0, dtype=np.float32)
     if ratio != 1.0:
-        track = np.where(idx % 2 == 1, f0 * ratio, f0).astype(np.float32)
+        track = np.where(idx.astype(np.int64) & 1, f0 * ratio, f0).astype(np.float32)
     if sweep_st and sweep_hz:
-        track = track * 2 ** (jit(rng, sweep_st, spread) / 12 * 0.5 * (1 - np.cos(2 * np.pi * jit(rng, sweep_hz, spread) * t)))
-    gate = ((ph % 1.0) < on / period).astype(np.float32) if off > 0 else np.ones(n, dtype=np.float32)
+        track = track * dsp.semitones(jit(rng, sweep_st, spread) * 0.5 * (1 - np.cos(2 * np.pi * jit(rng, sweep_hz, spread) * t)))
+    gate = (dsp.frac(ph) < on / period).astype(np.float32) if off > 0 else np.ones(n, dtype=np.float32)
     if groups:
         gp = groups * period + group_gap
-        gate *= (((t + rng.uniform(0, gp)) % gp) < groups * period).astype(np.float32)
+        gate *= (dsp.frac((t + rng.uniform(0, gp)) / gp) < groups * period / gp).astype(np.float32)
     gate = dsp.butter(gate, sr, hi=300.0)
     x = dsp.harmonic_stack(track.astype(np.float32), sr, amps) * gate
     return dsp.normalize_rms(x)

@@ -77,20 +77,18 @@ def plan(sz: TagSize, seed: int) -> tuple[list[dict], list[str]]:
 
 
 def _run_chunk(root: str, seed: int, max_seconds: float, items: list[dict]) -> list[float]:
-    from ..audio import write_audio
-
     durs = []
     for it in items:
         rng = common.rng_for(seed, "tag-clip", it["fname"])
         specs = [FSD2019[c] for c in it["audio"]]
         dur = draw_duration(rng, specs[0], 0.3, max_seconds)
         x = event_clip(rng, SR, dur, specs)
-        write_audio(Path(root) / f"train_{it['subset']}" / it["fname"], x, SR, subtype=SUBTYPE)
+        common.write_pcm(Path(root) / f"train_{it['subset']}" / it["fname"], x, SR, SUBTYPE)
         durs.append(dur)
     return durs
 
 
-def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int = 1, progress: bool = True) -> dict:
+def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None, progress: bool = True) -> dict:
     """Write the synthetic FSDKaggle2019 into `root`; returns the manifest (skips if complete)."""
     root = Path(root)
     sz = SIZES[size]
