@@ -468,6 +468,10 @@ def test_window_time_stretch_and_pitch_shift_per_the_paper():
     quick = load_config(rw.Config, config_path("raw_waveform", "quick"))
     assert paper.augment.stretch_prob > 0 and paper.augment.pitch_prob > 0 and paper.augment.speed_prob == 0
     assert quick.augment.stretch_prob == quick.augment.pitch_prob == 0 and quick.augment.speed_prob > 0
+    assert report.augment_summary(paper.augment) == (
+        "time stretch +/-10 % (p=0.5); pitch shift +/-2 semitones (p=0.5); dynamic range compression, "
+        "light/medium/heavy compander curves (p=0.3); Gaussian noise at 10-30 dB SNR (p=0.5); gain +/-6 dB")
+    assert report.augment_summary(quick.augment).startswith("speed change +/-5 % (p=0.5; tempo + pitch); dynamic")
 
 
 def test_classifier_scores_map_columns_and_binary_decisions():
