@@ -414,9 +414,14 @@ def _hash(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _out_name(src: AscRecord, kind: str) -> str:
-    stem = src.filename.rsplit("/", 1)[-1][:-len(".wav")]
+def augmented_name(filename: str, kind: str) -> str:
+    """The file name of a clip's augmented copy of a kind: ``audio/{source stem}-{kind}.wav``."""
+    stem = filename.rsplit("/", 1)[-1][:-len(".wav")]
     return f"audio/{stem}-{kind}.wav"
+
+
+def _out_name(src: AscRecord, kind: str) -> str:
+    return augmented_name(src.filename, kind)
 
 
 def _out_record(root_out: Path, src: AscRecord, name: str) -> AscRecord:

@@ -14,6 +14,11 @@ pages actually read.  Measured on a 650 MB memmap (1000 x 423 x 128 x 3 float32,
 ``Dataset.from_tensor_slices`` needs 4.5 s and +1.3 GB of RSS before the first batch, this pipeline
 0.9 s and +7 MiB (+72 MiB after the first batch, the prefetch buffers).
 
+Examples can also be computed inside the pipeline (:class:`Computed`: e.g. decode a clip, augment it
+and compute its features, the two-stage study's online augmentation): they follow the stored rows,
+take part in the same permutations and transforms, and are pure functions of their index and the
+epoch, so the same guarantees hold.
+
 Typical use (two-stage ASC reference settings)::
 
     ds = make_train_dataset(feats, onehot, batch_size=32, seed=0, epochs=254, initial_epoch=k,
@@ -31,15 +36,16 @@ DcaseNet (one epoch = 500 iterations, mixup from epoch 6, one lambda per batch):
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from . import augment as _aug
 
-__all__ = ["make_train_dataset", "make_eval_dataset", "epoch_steps"]
+__all__ = ["make_train_dataset", "make_eval_dataset", "epoch_steps", "Computed"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -93,12 +99,36 @@ class RowView:
         return out.astype(dtype) if dtype is not None else out
 
 
-def _check_arrays(features, labels):
+@dataclasses.dataclass(frozen=True)
+class Computed:
+    """Training examples computed inside the pipeline instead of read from an array.
+
+    With ``make_train_dataset(features, labels, computed=Computed(count, fn, shape))`` the data set
+    has ``len(features) + count`` examples: rows ``0 .. len(features)-1`` are read from
+    ``features``, example ``len(features) + j`` is ``fn(j, epoch)`` (``j`` and ``epoch``: scalar
+    int64 tensors; TF ops only), e.g. decode a clip, augment it and compute its features.  ``fn``
+    must be a pure function of ``j`` and ``epoch`` (stateless random ops seeded from them) for the
+    batches to be reproducible and resumable.  ``labels`` cover all examples.
+    """
+
+    count: int
+    fn: Callable
+    shape: tuple
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if int(self.count) < 1:
+            raise ValueError(f"Computed: count must be >= 1, got {self.count}")
+
+
+def _check_arrays(features, labels, extra: int = 0):
+    """The number of examples (rows of `features` plus `extra` computed ones); labels must cover them."""
     if not hasattr(features, "shape") or len(features.shape) < 1:
         raise ValueError(f"features must be an array with a leading example axis, got {type(features).__name__}")
     n = int(features.shape[0])
     if n == 0:
         raise ValueError("features is empty (0 examples)")
+    n += int(extra)
     if labels is not None:
         for i, lab in enumerate(tf.nest.flatten(labels)):
             lab = np.asarray(lab) if not hasattr(lab, "shape") else lab
@@ -133,26 +163,27 @@ def _permutation(seed, n: int) -> tf.Tensor:
 
 
 def _gather_fn(features, labels, dtype):
-    """A py function returning example ``i`` as a flat list of numpy arrays (features first)."""
+    """A py function returning example ``i`` as a flat list of numpy arrays (features first;
+    labels only when `features` is None)."""
     flat_labels = [] if labels is None else tf.nest.flatten(labels)
-    feat_dtype = np.dtype(dtype) if dtype is not None else features.dtype
+    feat_dtype = (np.dtype(dtype) if dtype is not None else features.dtype) if features is not None else None
 
     def gather(i):
         i = int(i)
         # Always hand TensorFlow a fresh, writeable copy: a read-only memmap view can be reused as
         # an op's output buffer by tf.numpy_function and crash the process.
-        out = [np.array(features[i], dtype=feat_dtype, copy=True)]
+        out = [np.array(features[i], dtype=feat_dtype, copy=True)] if features is not None else []
         out.extend(np.array(lab[i], copy=True) for lab in flat_labels)
         return out
 
-    specs = [tf.TensorSpec(features.shape[1:], tf.as_dtype(feat_dtype))]
+    specs = [tf.TensorSpec(features.shape[1:], tf.as_dtype(feat_dtype))] if features is not None else []
     specs.extend(tf.TensorSpec(np.shape(lab)[1:], tf.as_dtype(np.asarray(lab[:1]).dtype)) for lab in flat_labels)
     return gather, specs
 
 
 def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, initial_epoch: int = 0,
                        transforms: Sequence = (), mixup=None, drop_remainder: bool = True,
-                       steps_per_epoch: int | None = None, dtype="float32",
+                       steps_per_epoch: int | None = None, dtype="float32", computed: Computed | None = None,
                        num_parallel_calls=AUTOTUNE) -> tf.data.Dataset:
     """Training batches ``(x, y)`` for epochs ``initial_epoch .. epochs-1``.
 
@@ -175,8 +206,12 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
             passes (DcaseNet: 500 iterations per epoch; two-stage reference: ceil(N/32) steps of
             2 x 32 clips, i.e. about two passes).
         dtype: features are cast to this dtype after reading (None keeps the stored dtype).
+        computed: examples computed in the pipeline after the rows of ``features``
+            (:class:`Computed`; ``fn(j, epoch)`` gets the epoch the example is drawn in).  Each
+            computed example is cast to ``dtype`` like a read one.
     """
-    n = _check_arrays(features, labels)
+    n = _check_arrays(features, labels, computed.count if computed is not None else 0)
+    n_stored = int(features.shape[0])
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -226,9 +261,39 @@ def make_train_dataset(features, labels, *, batch_size: int, seed, epochs: int, 
 
         return tf.data.Dataset.range(p0, p1 + 1).flat_map(one)
 
+    if computed is not None:
+        feat_dtype = tf.as_dtype(np.dtype(dtype) if dtype is not None else features.dtype)
+        computed_shape = tuple(computed.shape)
+        if computed_shape != tuple(features.shape[1:]):
+            raise ValueError(f"computed examples have shape {computed_shape}, the stored ones "
+                             f"{tuple(features.shape[1:])}")
+        gather_row, row_specs = _gather_fn(features, None, dtype)
+        gather_labels, label_specs = _gather_fn(None, labels, dtype)
+
+    def epoch_of(g):
+        return g // n if one_pass else g // per_epoch
+
+    def read_computed(g, idx):
+        """Example idx: a stored row (numpy_function) or computed in the graph; and its labels."""
+        def stored():
+            (row,) = tf.numpy_function(gather_row, [idx], [row_specs[0].dtype], stateful=False)
+            return tf.ensure_shape(row, row_specs[0].shape)
+
+        def made():
+            x = tf.cast(computed.fn(idx - n_stored, epoch_of(g)), feat_dtype)
+            return tf.ensure_shape(x, row_specs[0].shape)
+
+        x = tf.cond(idx < n_stored, stored, made)
+        labs = tf.numpy_function(gather_labels, [idx], [s.dtype for s in label_specs], stateful=False) \
+            if label_specs else []
+        return [x] + [tf.ensure_shape(t, s.shape) for t, s in zip(labs, label_specs)]
+
     def load(g, idx):
-        flat = tf.numpy_function(gather, [idx], [s.dtype for s in specs], stateful=False)
-        flat = [tf.ensure_shape(t, s.shape) for t, s in zip(flat, specs)]
+        if computed is None:
+            flat = tf.numpy_function(gather, [idx], [s.dtype for s in specs], stateful=False)
+            flat = [tf.ensure_shape(t, s.shape) for t, s in zip(flat, specs)]
+        else:
+            flat = read_computed(g, idx)
         x = flat[0]
         y = tf.nest.pack_sequence_as(label_struct, flat[1:]) if label_struct is not None else ()
         for t, stream in zip(transforms, streams):

@@ -32,6 +32,13 @@ pink noise, the others 134-152 dB); the pitch shift matches librosa's phase voco
 code's method) at 46-47 dB and the offline Signalsmith shift in log-mel as closely as librosa
 does (the algorithms differ).
 
+Also :func:`apply_time_stretch` (the phase-vocoder time stretch alone, librosa's method), which
+the raw-waveform study's window augmentation uses with the speed change, compander and noise.
+
+In tf.data: :func:`augmented_dataset` (one copy per (clip, kind), clip-major) and :func:`copy_fn`
+(one copy on demand, ``copy(clip, kind, epoch)``: the two-stage study's online mode computes a
+copy's features as a training example, :class:`tf_scenes.pipelines.train_data.Computed`).
+
 Seeds.  Every function takes a shape-[2] integer seed (stateless random ops, as
 :mod:`tf_scenes.pipelines.augment`).  :func:`clip_seed` derives a clip's seed for a kind: mode "fixed" from
 (seed, clip key, kind) only, so every epoch sees the same augmented copy (the reference's
@@ -83,9 +90,10 @@ _no_autograph = tf.autograph.experimental.do_not_convert
 
 __all__ = ["WaveAugmentConfig", "AugmentParams", "RirBank", "ScenePartners", "REGISTRY", "KINDS",
            "augment", "apply_kinds", "clip_seed", "clip_keys", "rir_bank", "correction_ratio",
-           "augmented_dataset", "spectrum_correction", "reverb", "drc", "reverb_drc", "pitch_shift",
-           "speed_change", "noise", "same_class_mix", "apply_spectrum_correction", "apply_reverb",
-           "apply_pitch_shift", "apply_speed_change", "envelope", "compand", "resample_at", "kind_id"]
+           "augmented_dataset", "copy_fn", "spectrum_correction", "reverb", "drc", "reverb_drc",
+           "pitch_shift", "speed_change", "noise", "same_class_mix", "apply_spectrum_correction",
+           "apply_reverb", "apply_pitch_shift", "apply_time_stretch", "apply_speed_change", "envelope",
+           "compand", "resample_at", "kind_id"]
 
 # The offline kinds (tf_scenes.pipelines.offline_augment.KINDS), then the two halves of reverb_drc.
 KINDS = ("spectrum_correction", "reverb_drc", "pitch_shift", "speed_change", "noise", "same_class_mix")
@@ -588,6 +596,21 @@ def apply_pitch_shift(wave, semitones, n_fft: int = PV_N_FFT, hop: int = PV_HOP)
 
 
 @_no_autograph
+def apply_time_stretch(wave, rate, n_fft: int = PV_N_FFT, hop: int = PV_HOP) -> tf.Tensor:
+    """Play `wave` `rate` times faster at the same pitch: librosa.effects.time_stretch's method
+    (phase vocoder on the centred, zero-padded STFT, n_fft 2048, hop 512), then cut (rate < 1) or
+    zero-padded (rate > 1) to the input's length."""
+    wave = _check_length(wave, n_fft, "time_stretch")
+    n = tf.shape(wave)[0]
+    # A Python float stays float64 (not rounded to float32 first): the vocoder's steps k * rate
+    # that land on whole frames decide which phase advance is used, as in librosa.
+    rate = tf.cast(tf.convert_to_tensor(rate, dtype_hint=tf.float64), tf.float64)
+    stretched_spec = _phase_vocoder(_stft(wave, n_fft, hop, "CONSTANT"), rate, hop)
+    n_stretch = tf.cast(tf.round(tf.cast(n, tf.float64) / rate), tf.int32)
+    return _fit(_istft(stretched_spec, n_fft, hop, n_stretch), n)
+
+
+@_no_autograph
 def apply_speed_change(wave, rate) -> tf.Tensor:
     """Play `wave` `rate` times faster (pitch and tempo together): output sample m is the
     band-limited value at input time m * rate; past the input's end the output is zero (offline:
@@ -876,6 +899,57 @@ class ScenePartners:
 
 # ----------------------------------------------------------------------------- tf.data
 
+def copy_fn(kinds: Sequence[str], params: AugmentParams, *, read: Callable, keys, partners: ScenePartners | None = None,
+            seed=0, mode: str = "fixed", peak_limit: float | None = PEAK_LIMIT,
+            names: Sequence[str] | None = None) -> Callable:
+    """``copy(clip_index, kind_index, epoch) -> (samples,) float32``: one augmented copy of a clip,
+    for use inside tf.data (TF ops only; every argument may be a tensor).
+
+    The copy of clip i in kind ``kinds[k]`` is drawn with :func:`clip_seed` (seed, the clip's key,
+    the kind, `mode`, `epoch`): a pure function of those, whatever else the pipeline reads.  A
+    ``same_class_mix`` copy of a clip without a partner is the clip itself.  Arguments as
+    :func:`augmented_dataset`.
+    """
+    kinds = list(kinds)
+    for k in kinds:
+        _kind(k)
+    if not kinds:
+        raise ValueError("copy_fn: no kinds given")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if any(REGISTRY[k].needs_partner for k in kinds) and partners is None:
+        raise ValueError("same_class_mix needs partners=ScenePartners(...) over every training clip")
+    keys_t = tf.constant(np.asarray(keys, np.int64))
+    names_t = tf.constant([str(n) for n in names]) if names is not None else None
+
+    # Explicit tf.cond / switch_case / while_loop only: AutoGraph would only slow tracing (2 s -> 0.3 s).
+    @tf.autograph.experimental.do_not_convert
+    def copy(idx, k, epoch=0):
+        idx, k = tf.cast(idx, tf.int64), tf.cast(k, tf.int32)
+        wave = read(idx)
+        name = tf.gather(names_t, idx) if names_t is not None else tf.strings.as_string(idx)
+        wave = _check_length(wave, params.cfg.n_fft, "augmented_dataset", name)
+        key = tf.gather(keys_t, idx)
+
+        def branch(name_k: str):
+            def fn():
+                s = clip_seed(seed, key, name_k, mode, epoch)
+                if not REGISTRY[name_k].needs_partner:
+                    return augment(name_k, wave, s, params)
+                p = partners.draw(idx, fold_seed(s, _PARTNER))
+                return tf.cond(p >= 0, lambda: augment(name_k, wave, s, params, partner=read(tf.maximum(p, 0))),
+                               lambda: wave)
+            return fn
+
+        y = tf.switch_case(k, [branch(n) for n in kinds]) if len(kinds) > 1 else branch(kinds[0])()
+        y = tf.ensure_shape(y, wave.shape)
+        if peak_limit is not None:
+            y = _limit_peak(y, float(peak_limit))
+        return y
+
+    return copy
+
+
 def augmented_dataset(sources: Sequence[int], kinds: Sequence[str], params: AugmentParams, *, read: Callable,
                       keys, partners: ScenePartners | None = None, seed=0, mode: str = "fixed", epoch=0,
                       peak_limit: float | None = PEAK_LIMIT, num_parallel_calls=tf.data.AUTOTUNE,
@@ -898,46 +972,17 @@ def augmented_dataset(sources: Sequence[int], kinds: Sequence[str], params: Augm
       peak_limit: scale a copy down when its peak exceeds this (the offline files' rule); None: off.
       names: clip names for the too-short error message (default: the clip index).
     """
-    kinds = list(kinds)
-    for k in kinds:
-        _kind(k)
-    if not kinds:
-        raise ValueError("augmented_dataset: no kinds given")
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if any(REGISTRY[k].needs_partner for k in kinds) and partners is None:
-        raise ValueError("same_class_mix needs partners=ScenePartners(...) over every training clip")
+    copy = copy_fn(kinds, params, read=read, keys=keys, partners=partners, seed=seed, mode=mode,
+                   peak_limit=peak_limit, names=names)
     sources = np.asarray(list(sources), np.int64)
     if sources.size == 0:
         raise ValueError("augmented_dataset: no source clips")
-    keys_t = tf.constant(np.asarray(keys, np.int64))
-    names_t = tf.constant([str(n) for n in names]) if names is not None else None
+    kinds = list(kinds)
     pairs = np.stack([np.repeat(sources, len(kinds)), np.tile(np.arange(len(kinds)), len(sources))], 1)
 
-    # Explicit tf.cond / switch_case / while_loop only: AutoGraph would only slow tracing (2 s -> 0.3 s).
     @tf.autograph.experimental.do_not_convert
     def one(pair):
-        idx, k = pair[0], tf.cast(pair[1], tf.int32)
-        wave = read(idx)
-        name = tf.gather(names_t, idx) if names_t is not None else tf.strings.as_string(idx)
-        wave = _check_length(wave, params.cfg.n_fft, "augmented_dataset", name)
-        key = tf.gather(keys_t, idx)
-
-        def branch(name_k: str):
-            def fn():
-                s = clip_seed(seed, key, name_k, mode, epoch)
-                if not REGISTRY[name_k].needs_partner:
-                    return augment(name_k, wave, s, params)
-                p = partners.draw(idx, fold_seed(s, _PARTNER))
-                return tf.cond(p >= 0, lambda: augment(name_k, wave, s, params, partner=read(tf.maximum(p, 0))),
-                               lambda: wave)
-            return fn
-
-        y = tf.switch_case(k, [branch(n) for n in kinds]) if len(kinds) > 1 else branch(kinds[0])()
-        y = tf.ensure_shape(y, wave.shape)
-        if peak_limit is not None:
-            y = _limit_peak(y, float(peak_limit))
-        return y, idx, k
+        return copy(pair[0], pair[1], epoch), pair[0], tf.cast(pair[1], tf.int32)
 
     ds = tf.data.Dataset.from_tensor_slices(pairs)
     return ds.map(one, num_parallel_calls=num_parallel_calls, deterministic=True)

@@ -352,7 +352,8 @@ def test_window_view_indexes_clip_rows_lazily():
 
 
 def _aug(**kw):
-    off = dict(enabled=True, gain_db=0.0, speed=0.0, speed_prob=0.0, drc_prob=0.0, noise_prob=0.0)
+    off = dict(enabled=True, gain_db=0.0, speed=0.0, speed_prob=0.0, stretch_prob=0.0, pitch_prob=0.0, drc_prob=0.0,
+               noise_prob=0.0)
     off.update(kw)
     return rw.AugmentConfig(**off)
 
@@ -404,6 +405,73 @@ def test_augment_drc_compresses_loud_parts_keeping_rms():
     assert np.sqrt(np.mean(y ** 2)) == pytest.approx(np.sqrt(np.mean(x ** 2)), rel=0.01)
     loud_quiet = lambda s: np.sqrt(np.mean(s[2000:14000] ** 2) / np.mean(s[18000:30000] ** 2))  # noqa: E731
     assert loud_quiet(y) < 0.8 * loud_quiet(x)  # the level difference shrinks
+
+
+def test_window_augmentations_are_the_two_stage_functions_as_named_transforms():
+    """Each kind is a named transform on its own seed stream (switching one off leaves the others'
+    draws alone) and computes what the two-stage augmentation computes with the drawn value: speed
+    change = band-limited resampling, DRC = the sox-style compander (at 16 kHz) with the loudness
+    kept, noise = the noise kind's N(0, 1) draw scaled to the SNR."""
+    from tf_scenes.pipelines import transforms as T
+    from tf_scenes.pipelines import waveform_augment as wa
+    from tf_scenes.pipelines.augment import fold_seed
+
+    every = _aug(speed=0.1, speed_prob=1.0, stretch=0.1, stretch_prob=1.0, pitch_prob=1.0, drc_prob=1.0,
+                 noise_prob=1.0, gain_db=3.0)
+    ts = rw.window_transforms(every, SR)
+    names = ["speed_change", "time_stretch", "pitch_shift", "compander", "noise", "gain", "remove_mean"]
+    assert [t.name for t in ts] == names
+    assert [t.stream for t in ts[:-1]] == [T.STREAMS[n] for n in names[:-1]]  # one stream each
+    x = tf.constant(np.random.default_rng(1).normal(0, 0.1, 32000).astype(np.float32))
+    s = _seed(3)
+
+    def u(seed, lo, hi):
+        return tf.random.stateless_uniform([], seed=fold_seed(seed, 1), minval=lo, maxval=hi)
+
+    got = {t.name: t.fn(x, (), s)[0].numpy() for t in ts}
+    np.testing.assert_array_equal(got["speed_change"], wa.apply_speed_change(x, u(s, 0.9, 1.1)).numpy())
+    np.testing.assert_array_equal(got["time_stretch"], wa.apply_time_stretch(x, u(s, 0.9, 1.1)).numpy())
+    np.testing.assert_array_equal(got["pitch_shift"], wa.apply_pitch_shift(x, u(s, -2.0, 2.0)).numpy())
+    params = wa.AugmentParams(wa.WaveAugmentConfig(sample_rate=SR))
+    drc = wa.augment("drc", x, fold_seed(s, 1), params).numpy()
+    np.testing.assert_allclose(got["compander"], drc * np.sqrt(np.mean(x.numpy() ** 2) / np.mean(drc ** 2)), rtol=1e-5)
+    snr = tf.random.stateless_uniform([], seed=fold_seed(fold_seed(s, 1), 0), minval=10.0, maxval=30.0).numpy()
+    unit = tf.random.stateless_normal([32000], seed=fold_seed(fold_seed(fold_seed(s, 1), 1), 4)).numpy()
+    want = x.numpy() + unit * np.sqrt(np.mean(x.numpy() ** 2) + 1e-12) * 10 ** (-snr / 20)
+    np.testing.assert_allclose(got["noise"], want, atol=1e-6)
+    # a probability of 0.5: some windows untouched, the others changed, by the example's seed
+    half = T.speed_change(0.1, 0.5)
+    changed = [not np.array_equal(half.fn(x, (), _seed(k))[0].numpy(), x.numpy()) for k in range(12)]
+    assert 0 < sum(changed) < 12
+
+
+def test_window_time_stretch_and_pitch_shift_per_the_paper():
+    """Time stretch keeps the pitch and moves the onsets; pitch shift moves the pitch and keeps the
+    timing (the paper's augmentations; off in the quick profile, on in the paper profile)."""
+    t = np.arange(32000) / SR
+    x = (np.sin(2 * np.pi * 500 * t) * (t >= 1.0)).astype(np.float32)  # a tone starting at 1 s
+    freqs = np.fft.rfftfreq(16000, 1 / SR)
+
+    def peak(y):
+        return freqs[np.abs(np.fft.rfft(y[16000:])).argmax()]
+
+    def onset(y):
+        return np.argmax(np.abs(y) > 0.5) / SR
+
+    for k in range(4):
+        st = rw.augment_window(tf.constant(x), _seed(k), _aug(stretch=0.2, stretch_prob=1.0)).numpy()
+        ps = rw.augment_window(tf.constant(x), _seed(k), _aug(pitch_semitones=3.0, pitch_prob=1.0)).numpy()
+        assert peak(st) == pytest.approx(500, abs=2) and 1 / 1.2 - 0.02 <= onset(st) <= 1 / 0.8 + 0.02
+        assert 500 * 2 ** (-3 / 12) - 3 <= peak(ps) <= 500 * 2 ** (3 / 12) + 3 and abs(peak(ps) - 500) > 2
+        assert onset(ps) == pytest.approx(1.0, abs=0.04)
+    paper = load_config(rw.Config, config_path("raw_waveform", "paper"))
+    quick = load_config(rw.Config, config_path("raw_waveform", "quick"))
+    assert paper.augment.stretch_prob > 0 and paper.augment.pitch_prob > 0 and paper.augment.speed_prob == 0
+    assert quick.augment.stretch_prob == quick.augment.pitch_prob == 0 and quick.augment.speed_prob > 0
+    assert report.augment_summary(paper.augment) == (
+        "time stretch +/-10 % (p=0.5); pitch shift +/-2 semitones (p=0.5); dynamic range compression, "
+        "light/medium/heavy compander curves (p=0.3); Gaussian noise at 10-30 dB SNR (p=0.5); gain +/-6 dB")
+    assert report.augment_summary(quick.augment).startswith("speed change +/-5 % (p=0.5; tempo + pitch); dynamic")
 
 
 def test_classifier_scores_map_columns_and_binary_decisions():

@@ -1071,7 +1071,10 @@ def test_study_configs_reject_typos_naming_the_override(study):
     ("train.batch_size=0", "--set train.batch_size=0: train.batch_size: 0 is out of range: must be >= 1"),
     ("models.resnet10.epochs=0", "--set models.resnet10.epochs=0: models.resnet10.epochs: 0 is out of range"),
     ("models.resnet10.width=-1", "--set models.resnet10.width=-1: models.resnet10.width: -1.0 is out of range"),
-    ("offline.fraction=1.5", "--set offline.fraction=1.5: offline.fraction: 1.5 is out of range"),
+    ("augment.fraction=1.5", "--set augment.fraction=1.5: augment.fraction: 1.5 is out of range"),
+    ("augment.mode=both", "--set augment.mode=both: augment.mode: 'both' is not one of ['offline', 'online']"),
+    ("augment.draws=fresh", "--set augment.draws=fresh: augment.draws: 'fresh' needs augment.mode=online"),
+    ("augment.rir_bank_size=0", "--set augment.rir_bank_size=0: augment.rir_bank_size: 0 is out of range"),
 ])
 def test_reproduce_rejects_a_bad_override_before_any_work(tmp_path, capsys, override, message):
     """One line naming the override, exit 2, and nothing written: no data, no cache, no run folder."""

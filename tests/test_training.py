@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_scenes.pipelines.train_data import epoch_steps, make_eval_dataset, make_train_dataset
+from tf_scenes.pipelines.train_data import Computed, epoch_steps, make_eval_dataset, make_train_dataset
 from tf_scenes.pipelines.transforms import Mixup, crop, map_example, spec_augment
 from tf_scenes.training.schedules import CosineWarmRestarts, sgdr_lr
 
@@ -206,6 +206,36 @@ def test_train_dataset_memmap_nested_labels_and_a_study_map(tmp_path):
     xb, idx, scene = from_mm[0]  # nest.flatten order: x, then labels by sorted key
     assert set(idx % 10) == {0} and np.array_equal(idx // 10, scene.argmax(1))
     assert np.all(xb - x[idx // 10][:, :4] > -1e-6)  # noise in [0, 1) was added (crop offset aside)
+
+
+@pytest.mark.parametrize("steps", [None, 3], ids=["one-pass", "fixed-steps"])
+def test_train_dataset_computed_examples_follow_the_stored_ones(steps):
+    """Examples computed in the pipeline (Computed) come after the stored rows, in the same
+    permutations: example 6 + j is fn(j, epoch) with the epoch it is drawn in, its label the row
+    6 + j of the labels; resumed runs get the same batches."""
+    x, _ = ident_data(6)
+    y = np.eye(10, dtype=np.float32)  # 6 stored + 4 computed examples
+
+    def fn(j, epoch):  # the example's index (6 + j) plus epoch / 10 everywhere
+        return tf.fill([6, 3, 2], tf.cast(6 + j, tf.float32) + tf.cast(epoch, tf.float32) / 10)
+
+    kw = dict(batch_size=2, seed=3, epochs=3, steps_per_epoch=steps, computed=Computed(4, fn, (6, 3, 2)))
+    got = batches(make_train_dataset(x, y, **kw))
+    per_epoch = len(got) // 3
+    for b, (xb, yb) in enumerate(got):
+        epoch = b // per_epoch
+        for xi, yi in zip(xb, yb):
+            i = int(yi.argmax())
+            want = x[i] if i < 6 else np.full((6, 3, 2), i + epoch / 10, np.float32)
+            np.testing.assert_allclose(xi, want, atol=1e-6)
+    seen = {int(i) for _, yb in got for i in yb.argmax(1)}
+    assert seen == set(range(10))  # stored and computed examples all drawn
+    resumed = batches(make_train_dataset(x, y, initial_epoch=1, **kw))
+    assert same_batches(got[per_epoch:], resumed)
+    with pytest.raises(ValueError, match=r"computed examples have shape \(6, 3\), the stored ones \(6, 3, 2\)"):
+        make_train_dataset(x, y, batch_size=2, seed=0, epochs=1, computed=Computed(4, fn, (6, 3)))
+    with pytest.raises(ValueError, match="labels.*10 rows.*11 examples"):
+        make_train_dataset(x, y, batch_size=2, seed=0, epochs=1, computed=Computed(5, fn, (6, 3, 2)))
 
 
 def test_train_dataset_errors():

@@ -197,3 +197,180 @@ def test_saliency_and_predict_reject_bad_input(study, tmp_path, capsys):
     assert "not a model run folder" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path), str(rec.path)]) == 2
     assert "not a tf-scenes export" in capsys.readouterr().err
+
+
+# ---- augmentation modes: offline (files, the tiny study above) and online (in the pipeline) ----
+
+
+def _online(cfg, **changes):
+    """The tiny config in online mode, with a bank of 2 rooms (each takes ~1 s to simulate)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, mode="online", rir_bank_size=2,
+                                                                **changes))
+
+
+@pytest.fixture(scope="module")
+def online_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("online_cache")
+
+
+@pytest.fixture(scope="module")
+def both_modes(tiny_study, online_cache):
+    """(cfg, offline Data from the tiny study's caches, online Data prepared into its own cache)."""
+    from tf_scenes.experiments.study import StudyEnv
+
+    s = tiny_study("two_stage")
+    off = two_stage.prepare(s.cfg, StudyEnv(s.out, s.cache, s.study, s.cfg))
+    cfg_on = _online(s.cfg)
+    on = two_stage.prepare(cfg_on, StudyEnv(s.out, online_cache, s.study, cfg_on))
+    return s.cfg, off, on
+
+
+def test_online_training_set_is_the_offline_one(both_modes, online_cache):
+    """Online mode trains every run on the clips offline mode trains it on: the originals plus one
+    copy per (chosen device-A source, kind of the run), same names, labels and order, with the
+    same clips left out (same_class_mix without a partner of another recording). Nothing is
+    written but the stored clips' features, the device ratio and the room bank. Spectrum
+    correction draws nothing, so its online copy (decode, augment, front-end in the pipeline)
+    equals the offline file's cached features up to the file's 24-bit rounding."""
+    import tensorflow as tf
+
+    cfg, off, on = both_modes
+    assert on.online is not None and off.online is None
+    assert [r.filename for r in on.aug_records] == [r.filename for r in off.aug_records]
+    assert len(off.aug_records) == 5  # tiny: 1 source x 6 kinds, no same-class partner
+    assert len(off.features) == len(on.features) + len(off.aug_records)  # online caches only the originals
+    for name, mrun in cfg.models.items():
+        a, b = two_stage.with_augmentations(off, mrun.offline), two_stage.with_augmentations(on, mrun.offline)
+        assert [r.filename for r in a.records] == [r.filename for r in b.records], name
+        for n in (10, 3):
+            np.testing.assert_array_equal(a.labels(n), b.labels(n))
+        n_aug = len(a.records) - len(off.train.records)
+        assert (b.computed is None and n_aug == 0) or len(b.computed) == n_aug, name
+    # the online records point at their source clip, which the pipeline decodes
+    src = {r.filename: r for r in on.train.records}
+    for r, (row, k) in zip(on.aug_records, on.online.sources):
+        assert on.train.records[row].path == r.path and r.filename.endswith(f"-{on.online.kinds[k]}.wav")
+        assert src[on.train.records[row].filename].scene == r.scene
+    assert sorted(p.name for p in online_cache.iterdir()) == ["augment", "features"]
+    assert sorted(p.suffix for p in (online_cache / "augment").iterdir()) == [".npy", ".npz"]  # ratio, rooms
+    # spectrum correction: online features == offline features (cached from the written file)
+    j = next(i for i, r in enumerate(on.aug_records) if r.filename.endswith("-spectrum_correction.wav"))
+    computed = on.online.computed(on.online.sources[j:j + 1])
+    got = tf.function(computed.fn)(tf.constant(0, tf.int64), tf.constant(0, tf.int64)).numpy()  # as in tf.data
+    want = np.asarray(off.features[off.aug_offset + j])
+    assert got.shape == want.shape == (423, 128, 3)
+    print("spectrum correction, online vs offline features: max abs", np.abs(got - want).max())
+    assert np.abs(got - want).max() < 1e-3, np.abs(got - want).max()
+
+
+def test_online_batches_are_seeded_and_resume(both_modes, online_cache):
+    """Same seed, same batches; a run resumed at epoch 1 gets exactly the batches an uninterrupted
+    run gets from epoch 1 on, in both draw modes; "fixed" gives a clip the same copy every epoch,
+    "fresh" a new one."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    cfg, _, on = both_modes
+    kinds = ["speed_change", "noise"]  # two cheap kinds: each data set built traces every kind of the study
+
+    def online(draws):
+        records, aug = two_stage.augment_online(on.train.records, kinds, _online(cfg, draws=draws), online_cache)
+        return dataclasses.replace(on, aug_records=records, online=aug)
+
+    fixed, fresh = online("fixed"), online("fresh")
+    t = dataclasses.replace(cfg.train, steps_per_epoch=1)  # one batch of 2 x 8 of the 19 clips per epoch
+    mrun = dataclasses.replace(cfg.models["resnet10"], epochs=2, offline=tuple(kinds))
+
+    def batches(data, initial_epoch):
+        split = two_stage.with_augmentations(data, mrun.offline)
+        assert len(split.computed) == 2
+        spec = two_stage.study.RunSpec("resnet10", "two_stage_resnet", None, {}, seed=5, train=t, item=(mrun, split))
+        return [(x.numpy(), y.numpy()) for x, y in two_stage.train_dataset(spec, data, t, initial_epoch)]
+
+    epoch1 = []
+    for data in (fixed, fresh):
+        full, resumed = batches(data, 0), batches(data, 1)  # built twice from the same seed
+        assert len(full) == 2 and len(resumed) == 1
+        np.testing.assert_array_equal(full[1][0], resumed[0][0])
+        np.testing.assert_array_equal(full[1][1], resumed[0][1])
+        epoch1.append(full[1][0])
+    assert not np.array_equal(*epoch1)  # the compared batch holds computed copies (fixed and fresh differ)
+    # a noise copy: fixed, the same in epochs 0 and 1; fresh, another one in epoch 1
+    j = kinds.index("noise")  # one source clip: one copy per kind
+    for data, same in ((fixed, True), (fresh, False)):
+        fn = tf.function(data.online.computed(data.online.sources[j:j + 1]).fn)  # graph mode, as in tf.data
+        e0, e1 = (fn(tf.constant(0, tf.int64), tf.constant(e, tf.int64)).numpy() for e in (0, 1))
+        assert np.array_equal(e0, e1) == same
+
+
+@pytest.fixture(scope="module")
+def online_study(tiny_study, online_cache):
+    """The tiny study in online mode, reduced to one 10-class run with every augmentation and the
+    3-class run the fusion needs (no figures, no export): (cfg, out, report)."""
+    from tf_scenes.experiments.reproduce import get_study, load_study_config
+    from tf_scenes.experiments.study import run_study
+
+    s = tiny_study("two_stage")
+    models = ("{fcnn10: {arch: fcnn, num_classes: 10, width: 0.0625, epochs: 1, spec_augment: true},"
+              " fcnn3: {arch: fcnn, num_classes: 3, width: 0.0625, epochs: 1, offline: []}}")
+    cfg = load_study_config("two_stage", "tiny", overrides=[
+        f"data.synthetic_dir={s.cfg.data.synthetic_dir}", "augment.mode=online", "augment.rir_bank_size=2",
+        f"models={models}", "ensemble10=[fcnn10]", "ensemble3=[fcnn3]", "table1=[fcnn3]", "table2=[fcnn10]",
+        "table3=[fcnn10]", "figures=false", "export=false"])
+    out = s.out.parent / "two_stage_online"
+    return cfg, out, run_study(get_study("two_stage"), cfg, out, cache_dir=online_cache)
+
+
+def test_online_mode_runs_the_study_end_to_end(online_study, online_cache):
+    """Tables written; the augmented run trained on the offline mode's 22 clips, its config (reuse
+    key) naming the mode; the run without augmentation keyed without it (reused by either mode);
+    no augmented file written."""
+    from tf_scenes.runs import read_run_config
+
+    cfg, out, report = online_study
+    assert json.loads((out / "study.json").read_text())["augment"] == {"mode": "online", "draws": "fixed"}
+    assert [r["key"] for r in json.loads((out / "table2.json").read_text())["rows"]][0] == "fcnn10"
+    run_cfg = read_run_config(out / "runs" / "fcnn10")
+    assert run_cfg["train_clips"] == 22
+    assert run_cfg["augment"] == {"mode": "online", "fraction": 0.05, "seed": 0, "draws": "fixed", "rir_bank_size": 2}
+    assert "augment" not in read_run_config(out / "runs" / "fcnn3")
+    assert len((out / "runs" / "fcnn10" / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
+    assert not (online_cache / "offline_aug").exists() and report["summary"]["ensemble10_acc"] >= 0
+
+
+@pytest.mark.slow
+def test_online_run_retrained_repeats_its_result(online_study, online_cache):
+    """Retraining the online run (a resumed study) repeats its history and scores bit for bit on CPU."""
+    import csv
+    import shutil
+
+    from tf_scenes.experiments.reproduce import get_study
+    from tf_scenes.experiments.study import run_study
+
+    cfg, out, _ = online_study
+    run_dir = out / "runs" / "fcnn10"
+
+    def history():
+        with open(run_dir / "history.csv") as f:
+            return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(f)]
+
+    before, scores = history(), (run_dir / "scores_evaluate.tsv").read_text()
+    shutil.rmtree(run_dir)
+    run_study(get_study("two_stage"), cfg, out, cache_dir=online_cache)
+    assert history() == before and len(before) == 1
+    assert (run_dir / "scores_evaluate.tsv").read_text() == scores
+
+
+def test_profiles_choose_their_augmentation_mode():
+    """quick and tiny write the copies (the reference's way); paper computes one fixed copy per
+    clip and kind online (the offline set would be tens of GB: README)."""
+    from tf_scenes.experiments.reproduce import load_study_config
+
+    modes = {p: load_study_config("two_stage", p).augment for p in ("paper", "quick", "tiny")}
+    assert (modes["paper"].mode, modes["paper"].draws, modes["paper"].fraction) == ("online", "fixed", 1.0)
+    assert modes["quick"].mode == modes["tiny"].mode == "offline"
+    assert modes["paper"].key() == {"mode": "online", "fraction": 1.0, "seed": 0, "draws": "fixed", "rir_bank_size": 128}
+    assert modes["quick"].key() == {"mode": "offline", "fraction": 0.1, "seed": 0}

@@ -184,6 +184,23 @@ def test_pitch_shift_matches_librosa_phase_vocoder(semitones):
     assert snr_db(ref, on) > BOUND_DB
 
 
+@pytest.mark.parametrize("rate", [0.8, 0.95, 1.25])
+def test_time_stretch_matches_librosa(rate):
+    """librosa.effects.time_stretch's method (phase vocoder, n_fft 2048, hop 512), cut or
+    zero-padded to the input's length.  Measured on this signal: 59.7 / 61.0 / 64.7 dB (the error
+    grows along the clip with librosa's float32 phase accumulation)."""
+    import librosa
+
+    x = scene(1.0, seed=6)
+    ref = librosa.effects.time_stretch(x, rate=rate)
+    ref = np.pad(ref[:len(x)], (0, max(0, len(x) - len(ref))))
+    on = wa.apply_time_stretch(x, rate).numpy()
+    assert on.shape == x.shape
+    assert snr_db(ref, on) > BOUND_DB
+    if rate > 1:  # faster: the end is zero-padded
+        assert not np.any(on[int(len(x) / rate) + 1024:])
+
+
 def _peak_hz(y):
     spec = np.abs(np.fft.rfft(y * np.hanning(len(y)), n=8 * len(y)))
     return np.argmax(spec) * SR / (8 * len(y))

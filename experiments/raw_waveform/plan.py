@@ -66,23 +66,40 @@ class DataConfig(study.DataConfig):
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Cheap per-window augmentations (seeded, stateless), applied to the pre-emphasised windows.
+    """Per-window augmentations (seeded, stateless), applied to the pre-emphasised windows in this
+    order, each with its probability, as named transforms (tf_scenes.pipelines.transforms) built on
+    the two-stage study's audio augmentations (tf_scenes.pipelines.waveform_augment):
 
-    speed: resampling by a factor in [1 - speed, 1 + speed] (tempo and pitch change together: the
-    cheap stand-in for the paper's time stretch and pitch shift); drc: a feed-forward compressor
-    on a 10 ms RMS envelope; noise: Gaussian noise at a random SNR (background noise); gain.
+    speed: band-limited resampling by a rate in [1 - speed, 1 + speed] (tempo and pitch change
+    together: the cheap stand-in for the paper's time stretch and pitch shift); stretch: phase-vocoder
+    time stretch by a rate in [1 - stretch, 1 + stretch]; pitch_semitones: phase-vocoder pitch shift
+    by up to that many semitones either way; drc: the sox-style compander with a curve drawn from
+    drc_curves, loudness (RMS) kept; noise: white Gaussian noise at a random SNR (background noise);
+    gain: +/- gain_db. Then the window's mean is removed again.
     """
 
     enabled: bool = True
-    gain_db: float = 6.0
-    speed: float = 0.05
-    speed_prob: float = 0.5
-    drc_prob: float = 0.3
-    drc_ratio: tuple[float, float] = (2.0, 4.0)
-    drc_threshold_db: tuple[float, float] = (-20.0, -10.0)  # relative to the window's RMS
-    drc_window: int = 160  # envelope window in samples (10 ms at 16 kHz)
-    noise_prob: float = 0.5
+    gain_db: float = bounded(6.0, ge=0.0)
+    speed: float = bounded(0.05, ge=0.0, lt=1.0)
+    speed_prob: float = bounded(0.5, ge=0.0, le=1.0)
+    stretch: float = bounded(0.1, ge=0.0, lt=1.0)
+    stretch_prob: float = bounded(0.0, ge=0.0, le=1.0)
+    pitch_semitones: float = bounded(2.0, ge=0.0)
+    pitch_prob: float = bounded(0.0, ge=0.0, le=1.0)
+    drc_prob: float = bounded(0.3, ge=0.0, le=1.0)
+    drc_curves: tuple[Literal["light", "medium", "heavy"], ...] = ("light", "medium", "heavy")
+    noise_prob: float = bounded(0.5, ge=0.0, le=1.0)
     noise_snr_db: tuple[float, float] = (10.0, 30.0)
+
+    def __post_init__(self):
+        from tf_scenes.errors import ConfigError
+
+        if self.drc_prob > 0 and not self.drc_curves:
+            raise ConfigError("augment.drc_curves: empty; name at least one of light, medium, heavy",
+                              key="augment.drc_curves")
+        if self.noise_snr_db[0] > self.noise_snr_db[1]:
+            raise ConfigError(f"augment.noise_snr_db: low end {self.noise_snr_db[0]} above high end "
+                              f"{self.noise_snr_db[1]}", key="augment.noise_snr_db")
 
 
 @dataclass(frozen=True)
@@ -355,45 +372,39 @@ def clip_windows(paths, cache_dir, *, binaural: bool = False) -> np.ndarray:
 # augmentation
 
 
-def augment_window(x, seed, aug: AugmentConfig):
-    """Seeded augmentation of one pre-emphasised window (samples,) -> (samples,), mean removed again."""
+def window_transforms(aug: AugmentConfig, sample_rate: int) -> list:
+    """The augmentations of `aug` as named per-example transforms (tf_scenes.pipelines.transforms),
+    in order, ending with the removal of the window's mean; none but that when disabled."""
     import tensorflow as tf
 
+    from tf_scenes.pipelines import transforms as T
+
+    out = []
+    if aug.enabled:
+        if aug.speed > 0 and aug.speed_prob > 0:
+            out.append(T.speed_change(aug.speed, aug.speed_prob))
+        if aug.stretch > 0 and aug.stretch_prob > 0:
+            out.append(T.time_stretch(aug.stretch, aug.stretch_prob))
+        if aug.pitch_semitones > 0 and aug.pitch_prob > 0:
+            out.append(T.pitch_shift(aug.pitch_semitones, aug.pitch_prob))
+        if aug.drc_prob > 0:
+            out.append(T.compander(aug.drc_curves, sample_rate, aug.drc_prob, keep_rms=True))
+        if aug.noise_prob > 0:
+            out.append(T.noise(aug.noise_snr_db, aug.noise_prob))
+        if aug.gain_db > 0:
+            out.append(T.gain(aug.gain_db))
+    out.append(T.map_example("remove_mean", lambda x, y, s: (x - tf.reduce_mean(x), y)))
+    return out
+
+
+def augment_window(x, seed, aug: AugmentConfig, sample_rate: int = 16000):
+    """One pre-emphasised window (samples,) through :func:`window_transforms`, each transform
+    seeded by ``fold_seed(seed, its stream)`` (training folds the example's position in instead)."""
     from tf_scenes.pipelines.augment import fold_seed
 
-    def u(k, lo, hi):
-        return tf.random.stateless_uniform([], seed=fold_seed(seed, k), minval=lo, maxval=hi)
-
-    n = x.shape[0]
-    rms = tf.sqrt(tf.reduce_mean(tf.square(x)) + 1e-12)
-    if aug.speed > 0 and aug.speed_prob > 0:
-        r = u(0, 1.0 - aug.speed, 1.0 + aug.speed)
-        c = (n - 1) / 2.0
-        pos = c + (tf.range(n, dtype=tf.float32) - c) * r
-        period = 2.0 * (n - 1)  # mirror at the window edges
-        pos = tf.math.floormod(pos, period)
-        pos = tf.where(pos > n - 1, period - pos, pos)
-        i0 = tf.cast(tf.floor(pos), tf.int32)
-        i1 = tf.minimum(i0 + 1, n - 1)
-        frac = pos - tf.cast(i0, tf.float32)
-        y = tf.gather(x, i0) * (1.0 - frac) + tf.gather(x, i1) * frac
-        x = tf.where(u(1, 0.0, 1.0) < aug.speed_prob, y, x)
-    if aug.drc_prob > 0:
-        ratio = u(2, *aug.drc_ratio)
-        thr = rms * 10.0 ** (u(3, *aug.drc_threshold_db) / 20.0)
-        env = tf.sqrt(tf.nn.avg_pool1d(tf.square(x)[None, :, None], aug.drc_window, 1, "SAME")[0, :, 0] + 1e-12)
-        gain = tf.minimum(1.0, tf.pow(env / thr, 1.0 / ratio - 1.0))  # (samples,): above thr, slope 1 / ratio
-        y = x * gain
-        y = y * rms / tf.sqrt(tf.reduce_mean(tf.square(y)) + 1e-12)  # keep the loudness
-        x = tf.where(u(4, 0.0, 1.0) < aug.drc_prob, y, x)
-    if aug.noise_prob > 0:
-        snr = u(5, *aug.noise_snr_db)
-        noise = tf.random.stateless_normal([n], seed=fold_seed(seed, 6))
-        y = x + noise * rms * 10.0 ** (-snr / 20.0)
-        x = tf.where(u(7, 0.0, 1.0) < aug.noise_prob, y, x)
-    if aug.gain_db > 0:
-        x = x * 10.0 ** (u(8, -aug.gain_db, aug.gain_db) / 20.0)
-    return x - tf.reduce_mean(x)
+    for t in window_transforms(aug, sample_rate):
+        x, _ = t.fn(x, (), fold_seed(seed, t.stream))
+    return x
 
 
 # ----------------------------------------------------------------------------------------------
@@ -553,9 +564,8 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
     import keras
 
     from tf_scenes.pipelines.train_data import epoch_steps, make_train_dataset
-    from tf_scenes.pipelines.transforms import map_example
     from tf_scenes.raw_waveform.prototype import attach_hierarchical_losses
-    from tf_scenes.raw_waveform.windows import copy_matching_weights, predict_windows
+    from tf_scenes.raw_waveform.windows import copy_matching_weights, feature_config, predict_windows
     from tf_scenes.training.distribute import jit_compile_arg
     from tf_scenes.training.trainer import fit
 
@@ -581,8 +591,7 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
         from tf_scenes.errors import ConfigError
 
         raise ConfigError(f"{spec.name}: {len(view)} training windows give no batch of {t.batch_size}")
-    aug = cfg.augment
-    transforms = [map_example("augment_window", lambda x, y, s: (augment_window(x, s, aug), y))] if aug.enabled else []
+    transforms = window_transforms(cfg.augment, feature_config().sample_rate) if cfg.augment.enabled else []
 
     def make_ds(initial_epoch: int):
         return make_train_dataset(view, labels, batch_size=t.batch_size, seed=spec.seed, epochs=it.epochs,

@@ -45,8 +45,12 @@ def augment_summary(aug) -> str:
     parts = []
     if aug.speed > 0 and aug.speed_prob > 0:
         parts.append(f"speed change +/-{100 * aug.speed:g} % (p={aug.speed_prob:g}; tempo + pitch)")
+    if aug.stretch > 0 and aug.stretch_prob > 0:
+        parts.append(f"time stretch +/-{100 * aug.stretch:g} % (p={aug.stretch_prob:g})")
+    if aug.pitch_semitones > 0 and aug.pitch_prob > 0:
+        parts.append(f"pitch shift +/-{aug.pitch_semitones:g} semitones (p={aug.pitch_prob:g})")
     if aug.drc_prob > 0:
-        parts.append(f"dynamic range compression ratio {aug.drc_ratio[0]:g}-{aug.drc_ratio[1]:g} (p={aug.drc_prob:g})")
+        parts.append(f"dynamic range compression, {'/'.join(aug.drc_curves)} compander curves (p={aug.drc_prob:g})")
     if aug.noise_prob > 0:
         parts.append(f"Gaussian noise at {aug.noise_snr_db[0]:g}-{aug.noise_snr_db[1]:g} dB SNR (p={aug.noise_prob:g})")
     if aug.gain_db > 0:

@@ -120,6 +120,7 @@ def report(cfg, data, results: dict, env) -> dict:
     doc = {"tables": ["table1", "table2", "table3"], "summary": summary,
            "clips": {"train": len(data.train.records), "validation": len(data.val.records),
                      "evaluation": len(test.records), "augmented": len(data.aug_records)},
+           "augment": {"mode": cfg.augment.mode, "draws": cfg.augment.draws},  # offline copies are fixed
            "selection": selection}
     if cfg.figures:
         doc["figures"] = [str(p.relative_to(out)) for p in figures(cfg, out, data, scores, results)]
