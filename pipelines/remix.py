@@ -155,7 +155,7 @@ def _rms(x):
     return tf.sqrt(tf.reduce_mean(tf.square(x)))
 
 
-def mixture_dataset(mixtures, events_root=None, scenes_root=None, snr: float = 0.0, *,
+def mixture_dataset(mixtures, events_root=None, scenes_root=None, *, snr: float,
                     sample_rate: int = remix.SAMPLE_RATE, pcm_bits: int | None = None, levels: bool = False,
                     errors=None, num_parallel_calls=None, deterministic: bool = True):
     """tf.data.Dataset of the mixtures' waveforms at `snr` dB, in plan order.
