@@ -5,6 +5,9 @@ list, layout) and memory-mapped. Three layouts:
     clips = cached_clips(paths, cfg, "cache/", split_channels=True)  # ragged: ClipFeatures
     wins = cached_binaural(paths, "raw", "cache/", expand=binaural_expand)  # stereo clips, 4 waveforms
 
+and the fixed layout of waveforms made in a tf.data pipeline instead of read from files
+(:func:`cached_waveform_features`; the remix mixtures of :mod:`tf_scenes.pipelines.remix`).
+
 The ragged layout serves clips of different lengths, each standardised over its own length (TAG:
 FSDKaggle2019 clips of 0.3-30 s; padding the waveforms first would change the features), and
 multi-channel recordings whose channels are separate examples (SED: TAU-NIGENS 2020, as the
@@ -64,6 +67,11 @@ def _file_records(paths) -> list[list]:
             raise AudioError(p, "file not found") from None
         records.append([str(p), st.st_size, st.st_mtime_ns])
     return records
+
+
+def file_records(paths) -> list[list]:
+    """[resolved path, size, mtime_ns] of each file: what a cache key records of its input files."""
+    return _file_records(paths)
 
 
 def cache_key(paths, feature_cfg, *, num_samples: int | None = None) -> str:
@@ -193,18 +201,27 @@ def feature_dataset(sources, feature_cfg, *, num_samples: int | None = None, bat
       jit_compile: compile the front-end with XLA (one compilation per waveform length).
       errors: a :class:`tf_scenes.pipelines.audio.DecodeErrors` for :func:`tf_scenes.pipelines.audio.iterate_checked`.
     """
+    from .audio import decode_dataset
+
+    cfg = get_feature_config(feature_cfg)
+    ds = decode_dataset(sources, cfg.sample_rate, num_samples=num_samples, errors=errors)
+    return _featurise(ds, cfg, batch_size, jit_compile)
+
+
+def _featurise(waveforms, cfg: FeatureConfig, batch_size: int, jit_compile: bool):
+    """Per-clip front-end (parallel map calls) -> batch -> prefetch; elements that are (waveform,
+    aux) pairs keep their aux beside the features."""
     import tensorflow as tf
 
     from tf_scenes.features.frontend import tf_features
 
-    from .audio import decode_dataset
-
-    cfg = get_feature_config(feature_cfg)
     front_end = functools.partial(tf_features, cfg)
     if jit_compile:
         front_end = tf.function(front_end, jit_compile=True)
-    ds = decode_dataset(sources, cfg.sample_rate, num_samples=num_samples, errors=errors)
-    ds = ds.map(front_end, num_parallel_calls=tf.data.AUTOTUNE)  # (frames, mel_bands, channels)
+    if isinstance(waveforms.element_spec, tuple):
+        ds = waveforms.map(lambda x, aux: (front_end(x), aux), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = waveforms.map(front_end, num_parallel_calls=tf.data.AUTOTUNE)  # (frames, mel_bands, channels)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -295,8 +312,6 @@ class _XlaUnavailable(Exception):
 def _fill(out: np.ndarray, paths, sources, cfg: FeatureConfig, n_in, *, batch_size: int, progress: bool,
           jit_compile: bool) -> None:
     """Write the features of every file into `out` in order."""
-    import tensorflow as tf
-    from tqdm.auto import tqdm
 
     from .audio import DecodeErrors, iterate_checked
     from .pcm_features import pcm_feature_batches, supported
@@ -310,14 +325,34 @@ def _fill(out: np.ndarray, paths, sources, cfg: FeatureConfig, n_in, *, batch_si
     else:
         ds = feature_dataset(sources, cfg, num_samples=n_in, batch_size=batch_size, jit_compile=jit_compile,
                              errors=errors)
-        batches = (batch.numpy() for batch in iterate_checked(ds, errors))
+        batches = _numpy_batches(iterate_checked(ds, errors))
+    _store(out, batches, errors, cfg, progress=progress, jit_compile=jit_compile, name=lambda i: paths[i])
+
+
+def _numpy_batches(batches):
+    for batch in batches:
+        yield tuple(t.numpy() for t in batch) if isinstance(batch, tuple) else batch.numpy()
+
+
+def _store(out: np.ndarray, batches, errors, cfg: FeatureConfig, *, progress: bool, jit_compile: bool, name,
+           check=None) -> None:
+    """Write the feature `batches` (numpy arrays, or (array, aux) pairs) into `out` in order;
+    ``name(i)``: the input of row i (for errors); ``check(first_row, aux)`` sees each batch's aux
+    first."""
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
     shape = out.shape
     i = 0
-    with tqdm(total=len(paths), unit="clip", desc=f"features {cfg.name}", disable=not progress) as bar:
+    with tqdm(total=shape[0], unit="clip", desc=f"features {cfg.name}", disable=not progress) as bar:
         try:
             for b in batches:
+                if isinstance(b, tuple):
+                    b, aux = b
+                    if check is not None:
+                        check(i, aux)
                 if b.shape[1:] != shape[1:]:
-                    raise AudioError(paths[i], f"features have shape {b.shape[1:]}, expected {shape[1:]}")
+                    raise AudioError(name(i), f"features have shape {b.shape[1:]}, expected {shape[1:]}")
                 out[i:i + len(b)] = b
                 i += len(b)
                 bar.update(len(b))
@@ -327,8 +362,76 @@ def _fill(out: np.ndarray, paths, sources, cfg: FeatureConfig, n_in, *, batch_si
             if jit_compile and i == 0 and errors.error is None:
                 raise _XlaUnavailable(str(e).splitlines()[0]) from e
             raise
-    if i != len(paths):
-        raise RuntimeError(f"feature pipeline produced {i} examples for {len(paths)} files")
+    if i != shape[0]:
+        raise RuntimeError(f"feature pipeline produced {i} examples for {shape[0]} inputs")
+
+
+def cached_waveform_features(waveforms, count: int, feature_cfg, cache_dir, *, identity: dict, num_samples: int,
+                             name: str, check=None, batch_size: int = 16, progress: bool = True,
+                             jit_compile: bool | None = None, what: str = "waveforms") -> np.ndarray:
+    """Features of `count` waveforms made in a tf.data pipeline instead of read from files,
+    computed once and memory-mapped like :func:`cached_features` (the same front-end, batches and
+    XLA rule, so waveforms equal to decoded files give the same features).
+
+    Args:
+      waveforms: ``waveforms(errors)`` -> tf.data.Dataset of (num_samples,) float32 waveforms, or
+        of (waveform, aux) pairs; called on a cache miss only. `errors` is the
+        :class:`tf_scenes.pipelines.audio.DecodeErrors` its decoders report to.
+      count: the number of elements.
+      identity: JSON document of everything the waveforms depend on; it takes the place of the
+        file list in the key (name the source files with :func:`file_records`).
+      num_samples: the waveforms' length.
+      name: part of the cache's file name (``{config}-{name}-{key}.npy``).
+      check: ``check(first_row, aux)`` on each batch's aux before the batch is stored; raise to
+        stop (nothing is cached).
+      what: the inputs, in log lines.
+    """
+    from .audio import DecodeErrors, iterate_checked
+
+    cfg = get_feature_config(feature_cfg)
+    if count < 1:
+        raise ConfigError(f"cached_waveform_features: no {what}")
+    if batch_size < 1:
+        raise ConfigError(f"cached_waveform_features: batch_size must be >= 1, got {batch_size}")
+    key = _key(cfg, num_samples, None, layout={"waveforms": identity})
+    npy, meta_path = cache_paths(cache_dir, cfg, key, name)
+    loaded = _load_valid(npy, meta_path, key)
+    if loaded is not None:
+        log.info("feature cache hit: %s %s", npy, loaded[0].shape)
+        return loaded[0]
+    jit_compile = count >= XLA_MIN_CLIPS if jit_compile is None else bool(jit_compile)
+    shape = (count,) + output_shape(cfg, num_samples)
+    ensure_writable_dir(npy.parent, min_free_bytes=int(np.prod(shape)) * 4 + 64 * 2**20)
+    for stale in (meta_path, npy):  # the sidecar goes first: an array without one is never trusted
+        if stale.exists():
+            stale.unlink()
+    log.info("computing %s features of %d %s into %s %s (XLA: %s)", cfg.name, count, what, npy, shape, jit_compile)
+
+    def fill(out: np.ndarray, jit: bool) -> None:
+        errors = DecodeErrors()
+        ds = _featurise(waveforms(errors), cfg, batch_size, jit)
+        _store(out, _numpy_batches(iterate_checked(ds, errors)), errors, cfg, progress=progress, jit_compile=jit,
+               name=lambda i: f"{what}, example {i}",
+               check=check)
+
+    with _writer_lock(npy), summarised_warnings(f"feature cache {cfg.name}"):
+        with atomic_path(npy, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            try:
+                fill(out, jit_compile)
+            except _XlaUnavailable as e:
+                log.warning("XLA could not compile the %s front-end (%s): using the graph front-end", cfg.name, e)
+                jit_compile = False
+                fill(out, False)
+            out.flush()
+            del out
+        atomic_write_json(meta_path, {
+            "format": CACHE_FORMAT, "key": key, "config": config_to_dict(cfg), "num_samples": num_samples,
+            "shape": list(shape), "dtype": "float32", "file_bytes": os.path.getsize(npy),
+            "layout": "(examples, frames, mel_bands, channels)", "front_end": {"jit_compile": jit_compile},
+            "waveforms": identity,
+        })
+    return np.load(npy, mmap_mode="r", allow_pickle=False)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -237,3 +237,40 @@ def test_cli(sources, tmp_path, capsys):
     rc = main(["remix", "--events", str(tmp_path / "nowhere"), "--scenes", str(scenes), "--out",
                str(tmp_path / "cli2"), "--no-progress"])
     assert rc == 2 and "train.csv: file not found" in capsys.readouterr().err
+
+
+def test_plan_only_then_audio(sources, built, tmp_path, monkeypatch):
+    """audio=False writes the plan only (no source decoded); asking for the audio later writes the
+    mixtures of that plan, the same bytes as a direct build; audio left in a plan-only folder is
+    never taken for the mixtures."""
+    events, scenes, _ = sources
+    _, folders = built
+    monkeypatch.setattr(remix, "load_sources", lambda *a, **k: pytest.fail("decoded a source"))
+    plan = build_remix(events, scenes, tmp_path / "p", snrs=(20,), seed=3, progress=False, audio=False)
+    monkeypatch.undo()
+    folder = plan[20.0]
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "mixture.yaml"]
+    assert (folder / "mixture.yaml").read_bytes() == (folders[20.0] / "mixture.yaml").read_bytes()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["audio"] is False and manifest["plan_sha256"] == json.loads(
+        (folders[20.0] / "manifest.json").read_text())["plan_sha256"]
+    assert len(read_remix(folder, check_files=False)) == 8
+    # stale audio (another remix's) in the plan-only folder is rewritten, not trusted
+    (folder / "audio").mkdir()
+    for k in range(8):
+        shutil.copy(folders[0.0] / "audio" / f"{k:05d}.wav", folder / "audio" / f"{k:05d}.wav")
+    build_remix(events, scenes, tmp_path / "p", snrs=(20,), seed=3, progress=False)
+    for k in range(8):
+        assert (folder / "audio" / f"{k:05d}.wav").read_bytes() == (folders[20.0] / "audio" / f"{k:05d}.wav").read_bytes()
+    assert json.loads((folder / "manifest.json").read_text())["audio"] is True
+    # a folder with audio satisfies a plan-only request untouched
+    monkeypatch.setattr("tf_scenes.io_utils.atomic_write_text", lambda *a, **k: pytest.fail("rewrote the plan"))
+    assert build_remix(events, scenes, tmp_path / "p", snrs=(20,), seed=3, progress=False, audio=False) == plan
+
+
+def test_cli_plan_only(sources, tmp_path, capsys):
+    events, scenes, _ = sources
+    rc = main(["remix", "--events", str(events), "--scenes", str(scenes), "--snr", "0", "--out", str(tmp_path),
+               "--seed", "1", "--per-fold", "1", "--plan-only", "--no-progress"])
+    assert rc == 0 and not (tmp_path / "snr0" / "audio").exists()
+    assert "4 mixtures planned (no audio), SNR 0 dB" in capsys.readouterr().out

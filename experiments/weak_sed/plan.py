@@ -6,8 +6,12 @@
    (tf_scenes.weak_sed.remix).  By default the synthetic stand-ins
    (tf_scenes.synth.generate("remix")); with data.events_root + data.scenes_root the remix of the
    real datasets is built once into a cache folder; data.root (``--data``) names a remix built
-   earlier (a folder of snr{S}/ subfolders);
-2. log-mel features (32 kHz, 311 x 64), cached once per SNR and file list; per-band z-score with
+   earlier (a folder of snr{S}/ subfolders).  ``data.remix``: ``files`` writes the mixtures as wav
+   files and reads them back; ``online`` writes the plan only (mixture.yaml) and makes the
+   mixtures in the input pipeline from their sources (tf_scenes.pipelines.remix), quantised as the
+   16-bit files, so the features and every number are the same without the mixture files;
+2. log-mel features (32 kHz, 311 x 64), cached once per SNR and file list (online: per SNR, plan
+   and sources); per-band z-score with
    the statistics of the training mixtures of each split only (stored in every model card and in
    the exported model);
 3. the fold protocol: for each held-out fold of ``eval_folds`` train on the other folds (a seeded
@@ -57,6 +61,9 @@ class DataConfig(study.DataConfig):
     remix_seed: int = 0
     snrs: tuple[float, ...] = (20.0, 10.0, 0.0)
     val_fraction: float = bounded(0.1, ge=0.0, lt=1.0)  # of the training folds' mixtures, held out for validation
+    # files: mixtures written as wav (15 GB for the paper's 24,000) and read back; online: only the
+    # plan is written, the mixtures are made from their sources in the input pipeline (same features)
+    remix: Literal["files", "online"] = "files"
 
 
 @dataclass(frozen=True)
@@ -170,46 +177,54 @@ REMIX_TITLE = "FSDKaggle2018 events in acoustic scenes (weak-SED remix)"
 def resolve_remix(cfg: Config, cache_dir: Path):
     """({snr: remix folder}, DataLabel); builds the remix when needed. The label follows the one
     rule (tf_scenes.datasets.provenance): synthetic sources make a synthetic remix, sources that
-    cannot be found any more make it unverified."""
-    import json
-
+    cannot be found any more make it unverified (data.remix=online refuses them: it mixes from them)."""
     from tf_scenes.datasets import provenance
     from tf_scenes.errors import ConfigError
     from tf_scenes.weak_sed import remix
 
     d = cfg.data
+    online = d.remix == "online"
     if d.root:
         folders = {s: Path(d.root) / remix.snr_dirname(s) for s in d.snrs}
         missing = [str(f) for f in folders.values() if not (f / "mixture.yaml").is_file()]
         if missing:
             raise ConfigError(f"data.root={d.root}: no remix at {', '.join(missing)}; build one with "
                               f"`tf-scenes remix` or set data.events_root / data.scenes_root", key="data.root")
-        sources = []
-        for f in folders.values():
-            try:
-                man = json.loads((f / "manifest.json").read_text())
-            except (OSError, ValueError):
-                man = {}
-            sources += [man.get("events_root"), man.get("scenes_root")]
-        return folders, provenance.describe(REMIX_TITLE, d.root, sources=list(dict.fromkeys(sources)))
+        mans = [remix.read_manifest(f) or {} for f in folders.values()]
+        sources = list(dict.fromkeys(s for man in mans for s in (man.get("events_root"), man.get("scenes_root"))))
+        if online and not all(s and Path(s).is_dir() for s in sources):
+            raise ConfigError(f"data.root={d.root}: data.remix=online makes the mixtures from their sources, and "
+                              f"the sources its manifests record ({', '.join(map(str, sources))}) are not all "
+                              "there; use data.remix=files to read the written mixtures", key="data.remix")
+        if not online and any(man.get("audio") is False for man in mans):
+            raise ConfigError(f"data.root={d.root}: holds the remix plan only (no mixtures written); use "
+                              "--set data.remix=online, or write the mixtures with `tf-scenes remix`", key="data.root")
+        return folders, provenance.describe(REMIX_TITLE, d.root, sources=sources)
     if d.events_root:
         out = Path(d.remix_dir) if d.remix_dir else Path(cache_dir) / "weak_sed_remix" / _remix_key(cfg)
-        log.info("building (or reusing) the remix of %s and %s in %s", d.events_root, d.scenes_root, out)
+        log.info("building (or reusing) the remix %sof %s and %s in %s", "plan " if online else "", d.events_root,
+                 d.scenes_root, out)
         folders = remix.build_remix(d.events_root, d.scenes_root, out, snrs=d.snrs, seed=d.remix_seed,
-                                    mixtures_per_fold=d.mixtures_per_fold, n_folds=d.n_folds)
+                                    mixtures_per_fold=d.mixtures_per_fold, n_folds=d.n_folds, audio=not online)
         return folders, provenance.describe(REMIX_TITLE, out, sources=[d.events_root, d.scenes_root])
     from tf_scenes.synth import REMIX_DIR, REMIX_PER_FOLD, generate
 
     if d.n_folds != 4:
         raise ConfigError("the synthetic default remix has 4 folds; data.n_folds must be 4", key="data.n_folds")
-    roots = generate("remix", Path(d.synthetic_dir), size=d.synthetic_size, seed=d.synthetic_seed)
-    folders = {s: Path(roots["remix"]) / remix.snr_dirname(s) for s in d.snrs}
-    if any(not (f / "manifest.json").is_file() for f in folders.values()):
+    out = Path(d.synthetic_dir) / REMIX_DIR
+    if online:  # the sources, then the plan only (the same plan as generate("remix") writes)
+        roots = {k: generate(k, Path(d.synthetic_dir), size=d.synthetic_size, seed=d.synthetic_seed)[k]
+                 for k in ("events", "asc")}
+    else:
+        roots = generate("remix", Path(d.synthetic_dir), size=d.synthetic_size, seed=d.synthetic_seed)
+        out = Path(roots["remix"])
+    folders = {s: out / remix.snr_dirname(s) for s in d.snrs}
+    if online or any(not (f / "manifest.json").is_file() for f in folders.values()):
         # The synthetic remix holds 0, 10 and 20 dB; other SNRs are added beside them (same plan).
-        folders = remix.build_remix(roots["events"], roots["asc"], Path(d.synthetic_dir) / REMIX_DIR,
-                                    snrs=d.snrs, seed=d.synthetic_seed,
-                                    mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size], progress=False)
-    return folders, provenance.describe(REMIX_TITLE, roots["remix"], sources=[roots["events"], roots["asc"]])
+        folders = remix.build_remix(roots["events"], roots["asc"], out, snrs=d.snrs, seed=d.synthetic_seed,
+                                    mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size], progress=False,
+                                    audio=not online)
+    return folders, provenance.describe(REMIX_TITLE, out, sources=[roots["events"], roots["asc"]])
 
 
 def _remix_key(cfg: Config) -> str:
@@ -219,18 +234,35 @@ def _remix_key(cfg: Config) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def load_snr(snr: float, folder: Path, cache: Path, reader: dict | None = None) -> SnrData:
-    """Read one SNR's remix (``reader``: study.reader_options) and its (cached) features."""
-    import json
-
+def load_snr(snr: float, folder: Path, cache: Path, reader: dict | None = None, online: bool = False) -> SnrData:
+    """Read one SNR's remix (``reader``: study.reader_options) and its (cached) features: of the
+    written mixtures, or (``online``) of the mixtures made from the plan and the sources its
+    manifest names (tf_scenes.pipelines.remix), quantised as the written 16-bit files."""
+    from tf_scenes.errors import ConfigError
     from tf_scenes.features import get_feature_config
     from tf_scenes.pipelines.cache import cached_features
-    from tf_scenes.weak_sed.remix import multi_hot, read_remix
+    from tf_scenes.pipelines.remix import cached_mixture_features
+    from tf_scenes.weak_sed.remix import drop_missing_sources, multi_hot, read_manifest, read_remix
 
-    records = read_remix(folder, **(reader or {}))
-    feats = cached_features([r.path for r in records], get_feature_config("weak_sed"), cache / "features",
-                            progress=False)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    cfg = get_feature_config("weak_sed")
+    manifest = read_manifest(folder) or {}
+    if not online:
+        records = read_remix(folder, **(reader or {}))
+        feats = cached_features([r.path for r in records], cfg, cache / "features", progress=False)
+    else:
+        reader = dict(reader or {})
+        if manifest.get("sample_rate", cfg.sample_rate) != cfg.sample_rate:
+            raise ConfigError(f"{folder}: the remix is planned at {manifest['sample_rate']} Hz; data.remix=online "
+                              f"makes mixtures at the features' {cfg.sample_rate} Hz", key="data.remix")
+        events_root, scenes_root = manifest.get("events_root"), manifest.get("scenes_root")
+        if not events_root or not scenes_root:
+            raise ConfigError(f"{folder}/manifest.json: missing or without events_root / scenes_root: "
+                              "data.remix=online cannot find the sources", key="data.remix")
+        records = read_remix(folder, check_files=False, allow_outside_root=reader.get("allow_outside_root", False))
+        records = drop_missing_sources(records, events_root, scenes_root, missing=reader.get("missing", "error"),
+                                       report=reader.get("report"))
+        feats = cached_mixture_features(records, events_root, scenes_root, snr, cfg, cache / "features",
+                                        progress=False)
     return SnrData(float(snr), folder, records, feats, multi_hot(records), manifest.get("plan_sha256", ""))
 
 
@@ -278,8 +310,8 @@ def prepare(cfg: Config, env) -> Data:
 
     folders, label = resolve_remix(cfg, env.cache_dir)
     report = LoadReport()
-    snr_data = {s: load_snr(s, folders[s], env.cache_dir, study.reader_options(cfg.data, report))
-                for s in cfg.data.snrs}
+    snr_data = {s: load_snr(s, folders[s], env.cache_dir, study.reader_options(cfg.data, report),
+                            online=cfg.data.remix == "online") for s in cfg.data.snrs}
     label = study.label_with_skipped(label, report)
     first = snr_data[cfg.data.snrs[0]]
     for s, d in snr_data.items():  # the same mixtures (names, folds, events) at every SNR

@@ -151,6 +151,8 @@ def report(cfg, data, results: dict, env) -> dict:
     doc = {"tables": ["table1", "table2"], "summary": summary, "mixtures": len(next(iter(data.snr.values())).records),
            "folds": data.folds, "eval_folds": list(cfg.eval_folds), "protocol": data.protocol,
            "selection": data.selection, "remix": {f"{s:g}": str(f) for s, f in data.folders.items()},
+           "remix_mixtures": "made in the input pipeline from mixture.yaml" if cfg.data.remix == "online"
+           else "read from the written wav files",
            "splits": {str(k): {"fit": len(sp.fit), "validation": len(sp.val), "evaluation": len(sp.evaluate)}
                       for k, sp in data.splits.items()}}
     apae = next((m for m in cfg.table1 if cfg.models[m].model == "2apae"), None)

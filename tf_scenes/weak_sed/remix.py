@@ -5,7 +5,9 @@ Events are FSDKaggle2018's manually verified clips, dealt into ``n_folds`` folds
 shuffle.  Each mixture is 10 s of one acoustic scene with 3 events of one fold at 0.5, 3.0 and
 5.5 s, each cut to at most 2.0 s (so they never overlap).  The scene is scaled to RMS 1 and each
 event to RMS ``10 ** (snr / 20)``, the RMS being that of the whole (resampled) source clip; the
-sum is peak-normalised and written as 16-bit mono wav at 32 kHz.
+sum is peak-normalised and written as 16-bit mono wav at 32 kHz.  The same mixtures can be made
+inside a tf.data pipeline from the plan alone (:mod:`tf_scenes.pipelines.remix`), so that a
+study needs no mixture files on disk (``build_remix(..., audio=False)`` writes the plan only).
 
 The plan (which scene and which events go in which mixture) depends on the seed and the inputs
 only, never on the SNR: the folders of several SNRs hold the same mixtures at different levels.
@@ -15,10 +17,12 @@ Output, one folder per SNR::
     out_dir/snr{S}/audio/{name}.wav
     out_dir/snr{S}/mixture.yaml     list of {name, fold, scene_file, events: [{event_file, label,
                                     onset, offset} x 3]}
-    out_dir/snr{S}/manifest.json    parameters + plan hash; written last (its presence = complete)
+    out_dir/snr{S}/manifest.json    parameters + plan hash, ``audio``: whether the mixtures were
+                                    written; written last (its presence = complete)
 
-A folder whose manifest matches the requested build is skipped; one with another manifest is an
-error unless ``overwrite=True``.  Nothing here imports TensorFlow.
+A folder whose manifest matches the requested build is skipped (a plan-only folder counts as
+built for a plan-only request, and gets its mixtures written when they are asked for); one with
+another manifest is an error unless ``overwrite=True``.  Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -198,6 +202,35 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
+# The one-line problems of sources whose level cannot be set (also raised by the tf.data route).
+SILENT_SCENE = "scene clip is silent (RMS 0): cannot scale it to RMS 1"
+SILENT_EVENT = "event clip is silent (RMS 0): cannot set its SNR"
+# write_audio's clip before integer PCM: full scale +1.0 itself is not representable.
+PCM_CLIP_HIGH = 1.0 - 2.0 ** -23
+
+
+def clip_samples(sr: int = SAMPLE_RATE) -> int:
+    """Samples of one mixture (10 s) at `sr`."""
+    return int(round(CLIP_SECONDS * sr))
+
+
+def min_scene_samples(sr: int = SAMPLE_RATE) -> int:
+    """Shortest scene accepted (10 s less 10 ms; the rest is zero-padded)."""
+    return clip_samples(sr) - sr // 100
+
+
+def event_span(event: RemixEvent, sr: int = SAMPLE_RATE) -> tuple[int, int]:
+    """(first sample, end sample) of an event's slot in the mixture before it is cut to the clip's
+    own length and to the mixture: ``round(onset * sr)``, ``round(offset * sr)``."""
+    return int(round(event.onset * sr)), int(round(event.offset * sr))
+
+
+def source_paths(mixture, events_root, scenes_root) -> tuple[Path, list[Path]]:
+    """(scene file, event files) of a mixture (a :class:`Mixture` or :class:`RemixRecord`)."""
+    return (Path(scenes_root) / mixture.scene_file,
+            [Path(events_root) / "audio_train" / ev.event_file for ev in mixture.events])
+
+
 def _read(path: Path, sr: int) -> np.ndarray:
     # Resampled with soxr inside read_audio (the same samples as resampling the mono signal);
     # build_remix summarises the per-file warnings (thousands of files) in one line per kind.
@@ -213,20 +246,19 @@ def load_sources(mixture: Mixture, events_root, scenes_root, sr: int = SAMPLE_RA
     Raises AudioError for a scene shorter than 10 s (10 ms tolerance, zero-padded) or silent
     sources, whose level cannot be set.
     """
-    n = int(round(CLIP_SECONDS * sr))
-    scene_path = Path(scenes_root) / mixture.scene_file
+    n = clip_samples(sr)
+    scene_path, event_paths = source_paths(mixture, events_root, scenes_root)
     scene = _read(scene_path, sr)
-    if scene.shape[0] < n - sr // 100:
+    if scene.shape[0] < min_scene_samples(sr):
         raise AudioError(scene_path, f"scene is {scene.shape[0] / sr:.3f} s, need {CLIP_SECONDS:g} s")
     scene = np.pad(scene[:n], (0, max(0, n - scene.shape[0])))
     if rms(scene) == 0:
-        raise AudioError(scene_path, "scene clip is silent (RMS 0): cannot scale it to RMS 1")
+        raise AudioError(scene_path, SILENT_SCENE)
     clips = []
-    for ev in mixture.events:
-        path = Path(events_root) / "audio_train" / ev.event_file
+    for path in event_paths:
         x = _read(path, sr)
         if rms(x) == 0:
-            raise AudioError(path, "event clip is silent (RMS 0): cannot set its SNR")
+            raise AudioError(path, SILENT_EVENT)
         clips.append(x)
     return scene, clips
 
@@ -240,14 +272,15 @@ def mix_components(scene: np.ndarray, clips: Sequence[np.ndarray], mixture: Mixt
       events: (n_events, samples) each event alone in its slot, scaled so that the whole source
         clip has RMS 10 ** (snr / 20), then cut to [onset, offset).
       mix: scene + events (before peak normalisation).
-      normalised: mix / max|mix| (what is written).
+      normalised: mix / max|mix| (what is written, after write_audio's clip to
+        [-1, PCM_CLIP_HIGH] and the conversion to 16-bit PCM).
     """
     scene = np.asarray(scene, dtype=np.float64)
     scene = scene / rms(scene)
     gain = 10.0 ** (snr / 20.0)
     tracks = np.zeros((len(clips), scene.shape[0]))
     for k, (clip, ev) in enumerate(zip(clips, mixture.events)):
-        start, stop = int(round(ev.onset * sr)), int(round(ev.offset * sr))
+        start, stop = event_span(ev, sr)
         stop = min(stop, start + clip.shape[0], scene.shape[0])
         clip = np.asarray(clip, dtype=np.float64)
         tracks[k, start:stop] = clip[: stop - start] * (gain / rms(clip))
@@ -310,32 +343,52 @@ def _dump_yaml(data) -> str:
     return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False)
 
 
-def _manifest(snr, *, seed, n_folds, per_fold, sr, events_root, scenes_root, mixtures) -> dict:
+def _manifest(snr, *, seed, n_folds, per_fold, sr, events_root, scenes_root, mixtures, audio=True) -> dict:
     return {"format": FORMAT, "snr": float(snr), "seed": int(seed), "n_folds": int(n_folds),
             "mixtures_per_fold": per_fold, "sample_rate": int(sr), "clip_seconds": CLIP_SECONDS,
             "onsets": list(ONSETS), "max_event_seconds": MAX_EVENT_SECONDS,
             "events_root": str(Path(events_root).resolve()),
             "scenes_root": str(Path(scenes_root).resolve()),
-            "n_mixtures": len(mixtures), "plan_sha256": plan_digest(mixtures)}
+            "n_mixtures": len(mixtures), "plan_sha256": plan_digest(mixtures), "audio": bool(audio)}
 
 
 def _comparable(manifest: dict) -> dict:
     # The source roots are recorded, not compared: moving the datasets does not change the remix
-    # (the plan hash covers every choice of scene and event).
-    return {k: v for k, v in manifest.items() if k not in ("events_root", "scenes_root")}
+    # (the plan hash covers every choice of scene and event). Whether the mixtures were written
+    # is not part of what the remix is (a plan-only folder gets its audio when asked for).
+    return {k: v for k, v in manifest.items() if k not in ("events_root", "scenes_root", "audio")}
 
 
-def _is_built(folder: Path, manifest: dict, mixtures: Sequence[Mixture], overwrite: bool) -> bool:
+def read_manifest(folder) -> dict | None:
+    """The manifest of one SNR folder (None when absent or unreadable: an incomplete build).
+    Manifests written before plan-only folders existed have no ``audio`` key: they hold audio."""
+    try:
+        found = json.loads((Path(folder) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict):
+        return None
+    found.setdefault("audio", True)
+    return found
+
+
+def _is_built(folder: Path, manifest: dict, mixtures: Sequence[Mixture], overwrite: bool, audio: bool) -> bool:
     path = folder / "manifest.json"
     if not path.exists():
         return False
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        found = None
-    if isinstance(found, dict) and _comparable(found) == _comparable(manifest):
+    found = read_manifest(folder)
+    if found is not None and _comparable(found) == _comparable(manifest):
+        if not (folder / "mixture.yaml").is_file():
+            log.warning("%s: manifest matches but mixture.yaml is missing: rebuilding", folder)
+            return False
+        if not audio:
+            return True
+        if not found["audio"]:
+            # Audio files left in a plan-only folder are never trusted: they may be another remix's.
+            log.info("%s: holds the plan only; writing its %d mixtures", folder, len(mixtures))
+            return False
         missing = [m.name for m in mixtures if not (folder / "audio" / f"{m.name}.wav").is_file()]
-        if not missing and (folder / "mixture.yaml").is_file():
+        if not missing:
             return True
         log.warning("%s: manifest matches but %d audio file(s) are missing: rebuilding", folder, len(missing))
         return False
@@ -350,7 +403,7 @@ def _is_built(folder: Path, manifest: dict, mixtures: Sequence[Mixture], overwri
 
 def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 10, 20), seed: int = 0,
                 mixtures_per_fold: int | None = None, n_folds: int = 4, sr: int = SAMPLE_RATE, *,
-                overwrite: bool = False, progress: bool = True) -> dict[float, Path]:
+                overwrite: bool = False, progress: bool = True, audio: bool = True) -> dict[float, Path]:
     """Build the remix at every SNR (see the module docstring).
 
     Args:
@@ -360,6 +413,8 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
       snrs: event-to-scene SNRs in dB (paper: 0, 10, 20).
       mixtures_per_fold: see :func:`plan_remix` (None: 2,000 capped by the clips available).
       overwrite: replace SNR folders that hold a different remix (otherwise OutputDirError).
+      audio: write the mixtures; False writes mixture.yaml and the manifest only (no source is
+        decoded), for mixing inside the input pipeline (tf_scenes.pipelines.remix).
 
     Returns: {snr: folder}.
     """
@@ -397,9 +452,9 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
 
     folders = {s: out_dir / snr_dirname(s) for s in snrs}
     manifests = {s: _manifest(s, seed=seed, n_folds=n_folds, per_fold=per_fold, sr=sr,
-                              events_root=events_root, scenes_root=scenes_root, mixtures=mixtures)
+                              events_root=events_root, scenes_root=scenes_root, mixtures=mixtures, audio=audio)
                  for s in snrs}
-    todo = [s for s in snrs if not _is_built(folders[s], manifests[s], mixtures, overwrite)]
+    todo = [s for s in snrs if not _is_built(folders[s], manifests[s], mixtures, overwrite, audio)]
     for s in snrs:
         if s not in todo:
             log.info("%s: already built, skipping", folders[s])
@@ -409,11 +464,11 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
         stale = folders[s] / "manifest.json"
         if stale.exists():
             stale.unlink()  # an interrupted rebuild must not look complete
-        (folders[s] / "audio").mkdir(parents=True, exist_ok=True)
+        (folders[s] / "audio" if audio else folders[s]).mkdir(parents=True, exist_ok=True)
 
     with summarised_warnings("remix sources"):
-        for mixture in tqdm(mixtures, desc=f"remix {', '.join(snr_dirname(s) for s in todo)}",
-                            unit="mix", disable=not progress):
+        for mixture in tqdm(mixtures if audio else [], desc=f"remix {', '.join(snr_dirname(s) for s in todo)}",
+                            unit="mix", disable=not (progress and audio)):
             scene, clips = load_sources(mixture, events_root, scenes_root, sr)
             for s in todo:
                 parts = mix_components(scene, clips, mixture, s, sr)
@@ -422,7 +477,7 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
     for s in todo:
         atomic_write_text(folders[s] / "mixture.yaml", yaml_text)
         atomic_write_json(folders[s] / "manifest.json", manifests[s])  # last: marks it complete
-        log.info("%s: %d mixtures written", folders[s], len(mixtures))
+        log.info("%s: %d mixtures %s", folders[s], len(mixtures), "written" if audio else "planned (no audio)")
     return folders
 
 
@@ -558,6 +613,25 @@ def read_remix(folder, *, classes: Sequence[str] | None = None, check_files: boo
                                   f"{first.path}{more}", line=_item_line(text, seen[first.name]),
                                   hint="the remix is incomplete; run `tf-scenes remix` again")
     return records
+
+
+def drop_missing_sources(records: Sequence[RemixRecord], events_root, scenes_root, *, missing: str = "error",
+                         report=None) -> list[RemixRecord]:
+    """The mixtures whose source files (scene and events) all exist, for mixing them from their plan
+    (tf_scenes.pipelines.remix).  Others raise DataFormatError naming mixture.yaml and the missing
+    files (``missing="error"``), or are dropped with one warning line and appended to `report`
+    (``missing="skip"``; as :func:`read_remix` does with missing mixture files)."""
+    from ..datasets.common import apply_missing
+
+    def first_missing(r: RemixRecord) -> Path:
+        scene, events = source_paths(r, events_root, scenes_root)
+        return next((p for p in (scene, *events) if not p.is_file()), scene)
+
+    if not records:
+        return []
+    listed_in = records[0].source or "mixture.yaml"
+    return apply_missing(records, listed_in, missing=missing, report=report, name=lambda r: r.name,
+                         path=first_missing, source=lambda r: r.source or listed_in, what="mixture source file")
 
 
 def multi_hot(records: Sequence[RemixRecord], classes: Sequence[str] | None = None) -> np.ndarray:
