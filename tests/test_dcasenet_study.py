@@ -587,3 +587,33 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(dcasenet_study, tm
     # the export folder points back at its run: saliency accepts it too
     assert main(["saliency", str(exp), str(clip), "--output", "tags", "--out", str(tmp_path / "e.png")]) == 0
     assert main(["saliency", str(run), str(clip), "--output", "nope", "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_predict_dcase_event_list_of_an_exported_sed_run(dcasenet_study, tmp_path, capsys):
+    """`predict --format dcase` on an exported single-task SED run: one line per event, exactly the
+    runs of 100 ms frames of the SavedModel's own frame output scoring above the threshold."""
+    from tf_scenes.audio import read_audio
+    from tf_scenes.datasets import nigens2020
+    from tf_scenes.experiments.cli import main
+    from tf_scenes.export_cli import export_run
+    from tf_scenes.synth import DATASET_DIRS
+
+    exp, _ = export_run(dcasenet_study["out"] / "runs" / "v2-sed", tmp_path / "sed_export")
+    wav_path = sorted((dcasenet_study["data"] / DATASET_DIRS["sed"] / "mic_dev").glob("fold1_*.wav"))[0]
+    wav, _ = read_audio(wav_path, sr=24000, mono=True)  # what predict feeds the model: the 4 channels' mean
+    frames = tf.saved_model.load(str(exp)).signatures["serving_default"](
+        waveform=tf.constant(wav[None]))["frames"].numpy()[0]  # (frames, 14)
+    threshold = float(np.round(np.quantile(frames, 0.7), 3))  # some frames above, some below
+    assert not np.any(frames == threshold)
+    want = []
+    for k, name in enumerate(nigens2020.CLASSES):
+        edges = np.flatnonzero(np.diff(np.r_[0, (frames[:, k] > threshold).astype(int), 0])).reshape(-1, 2)
+        want += [(a * 0.1, b * 0.1, name) for a, b in edges]
+    want.sort()
+    assert 0 < len(want)
+
+    capsys.readouterr()
+    assert main(["predict", str(exp), str(wav_path), "--format", "dcase", "--threshold", str(threshold)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{wav_path}\t{a:.3f}\t{b:.3f}\t{name}" for a, b, name in want]
+    assert float(lines[-1].split("\t")[2]) <= len(wav) / 24000  # within the recording
