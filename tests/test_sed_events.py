@@ -94,7 +94,8 @@ def test_our_numbers_on_the_files_equal_sed_scores_eval_on_the_scores_in_memory(
     probs, gt, durations = {}, {}, {}
     for i in range(3):
         n = 600 - 7 * i
-        act, p = np.zeros((n, 2)), 0.28 * rng.random((n, 2))  # noise below 0.3: false detections only at lower thresholds
+        # noise below 0.3: false detections only at lower thresholds
+        act, p = np.zeros((n, 2)), 0.28 * rng.random((n, 2))
         for k in range(2):
             for _ in range(3):
                 lo, length = int(rng.integers(5, n - 50)), int(rng.integers(3, 40))
@@ -149,3 +150,12 @@ def test_mismatched_recordings_and_bad_files_are_one_clear_error(tmp_path):
         event_metrics(folder, gt, durations)
     with pytest.raises(DataFormatError, match="no frame score files"):
         event_metrics(tmp_path / "empty", gt, durations)
+
+
+def test_event_metrics_import_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, tf_scenes.metrics.sed_events as m; m.sed_scores_eval(); "
+            "sys.exit(1 if 'tensorflow' in sys.modules or 'keras' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

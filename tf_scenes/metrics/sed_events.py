@@ -12,9 +12,9 @@ this module only loads the files, checks them and picks the parameters:
   DEFAULT_THRESHOLD` = 0.3); it matches a reference event of its class when its onset is within
   :data:`ONSET_COLLAR_S` (200 ms) of the reference onset and its offset within
   max(:data:`OFFSET_COLLAR_S` (200 ms), :data:`OFFSET_COLLAR_RATE` (20 %) x the reference event's
-  length) of the reference offset (the DCASE / sed_eval event-based setting).  ``event_f1`` is the
-  class-wise (macro) average, as DCASE Task 4 ranks systems; ``event_f1_micro`` pools the counts
-  of all classes.
+  length) of the reference offset (DCASE Task 4's event-based setting, sed_eval's ``t_collar=0.2,
+  percentage_of_length=0.2``).  ``event_f1`` is the class-wise (macro) average, as Task 4 ranked
+  systems by it up to 2020; ``event_f1_micro`` pools the counts of all classes.
 * PSDS in the DCASE 2021 Task 4 scenario 1 setting (:data:`PSDS1`): detection tolerance 0.7,
   ground-truth intersection 0.7, no cross-trigger criterion (alpha_ct 0), alpha_st 1 (the standard
   deviation over the classes' ROCs is subtracted from their mean), eFPR up to 100 per hour.  It
@@ -61,8 +61,8 @@ def score_frame(scores, timestamps, class_names):
     """One recording's (frames, classes) scores as sed_scores_eval's score DataFrame
     (``timestamps``: every frame's onset and the last offset, frames + 1 values)."""
     sse = sed_scores_eval()
-    return sse.base_modules.scores.create_score_dataframe(np.asarray(scores, np.float64), np.asarray(timestamps, np.float64),
-                                  list(class_names))
+    create = sse.base_modules.scores.create_score_dataframe
+    return create(np.asarray(scores, np.float64), np.asarray(timestamps, np.float64), list(class_names))
 
 
 def frame_timestamps(n_frames: int, frame_seconds: float) -> np.ndarray:
@@ -103,7 +103,8 @@ def reference_events(activity, frame_seconds: float, class_names: Sequence[str])
     if activity.size and not np.isin(activity, (0, 1)).all():
         raise ValueError("reference activity must be binary (0/1 or bool)")
     frame = score_frame(activity.astype(np.float64), frame_timestamps(len(activity), frame_seconds), class_names)
-    return [(float(on), float(off), str(c)) for on, off, c in sse.base_modules.detection.scores_to_event_list(frame, 0.5)]
+    events = sse.base_modules.detection.scores_to_event_list(frame, 0.5)
+    return [(float(on), float(off), str(c)) for on, off, c in events]
 
 
 def _restrict(scores: Mapping, ground_truth: Mapping) -> tuple[dict, list[str], list[str]]:
@@ -165,5 +166,5 @@ PARAMETERS_NOTE = (f"event F1: collar-based (sed_scores_eval), threshold {DEFAUL
                    f"{ONSET_COLLAR_S * 1000:g} ms, offset collar max({OFFSET_COLLAR_S * 1000:g} ms, "
                    f"{OFFSET_COLLAR_RATE:.0%} of the event), class-wise (macro) average; PSDS1: sed_scores_eval, DCASE "
                    f"2021 Task 4 scenario 1 (dtc {PSDS1['dtc_threshold']}, gtc {PSDS1['gtc_threshold']}, alpha_ct "
-                   f"{PSDS1['alpha_ct']:g}, alpha_st {PSDS1['alpha_st']:g}, eFPR up to {PSDS1['max_efpr']:g} per hour), "
-                   "threshold-free")
+                   f"{PSDS1['alpha_ct']:g}, alpha_st {PSDS1['alpha_st']:g}, eFPR up to {PSDS1['max_efpr']:g} per "
+                   "hour), threshold-free")
