@@ -21,7 +21,8 @@ BASE_COMMANDS = {
     "reproduce": ("tf_scenes.experiments.reproduce", "run a paper's study end to end (tf-scenes reproduce STUDY)"),
     "saliency": ("tf_scenes.saliency_cli", "draw CAM / Grad-CAM saliency of a model on an audio file"),
     "export": ("tf_scenes.export_cli", "export a trained run as a SavedModel taking waveforms"),
-    "predict": ("tf_scenes.predict_cli", "run an exported SavedModel on audio files, print JSON lines"),
+    "predict": ("tf_scenes.predict_cli",
+                "run an exported SavedModel on audio files, print JSON lines (or DCASE event lists)"),
 }
 
 

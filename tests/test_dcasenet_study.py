@@ -331,7 +331,8 @@ def _fake_metrics(name, tasks, k):
     if "tag" in tasks:
         m["tag_lwlrap"] = 0.25
     if "sed" in tasks:
-        m.update({"sed_f1_1s": 0.4, "sed_er_1s": 0.75, "sed_f1_refcode_5s": float("nan"), "sed_er_refcode_5s": 0.5})
+        m.update({"sed_f1_1s": 0.4, "sed_er_1s": 0.75, "sed_f1_refcode_5s": float("nan"), "sed_er_refcode_5s": 0.5,
+                  "sed_event_f1": 0.125, "sed_psds1": 0.0625})
     return m
 
 
@@ -360,6 +361,7 @@ def test_tables_have_every_row_with_the_paper_numbers(tmp_path):
         assert r["ours"]["asc_acc"] == pytest.approx(100 * (0.5 + 0.01 * k))  # the row's own ASC run, in %
         assert r["ours"]["tag_lwlrap"] == 25.0 and r["ours"]["sed_f1_1s"] == 40.0 and r["ours"]["sed_er_1s"] == 0.75
         assert r["ours"]["sed_f1_refcode_5s"] is None  # NaN (undefined) is reported as missing
+        assert r["ours"]["sed_event_f1"] == 12.5 and r["ours"]["sed_psds1"] == 0.0625
     t3 = tables["table3"]["rows"]
     assert len(t3) == 3 * (7 + 4)  # 7 joint rows and 4 fine-tuned rows per version
     row = next(r for r in t3 if r["key"] == "v2-asc+sed-ft")
@@ -368,6 +370,12 @@ def test_tables_have_every_row_with_the_paper_numbers(tmp_path):
     md2, md3 = (tmp_path / "table2.md").read_text(), (tmp_path / "table3.md").read_text()
     assert "SYNTHETIC" not in md2 and all(f"{v:.2f}" in md2 for row in expected.values() for v in row[:3])
     assert md3.count("| v1 |") == 11 and "not recorded" in md3
+    # event-based columns: ours only (the paper reports none), their parameters in the notes
+    header = md2.splitlines()[md2.splitlines().index(next(ln for ln in md2.splitlines() if ln.startswith("| system")))]
+    assert "| SED event F1 % (macro) | SED PSDS1 |" in header and "event F1 % (macro) paper" not in header
+    assert "SED ER (ref. code, 5 s) paper" in header
+    assert "dtc 0.7, gtc 0.7, alpha_ct 0, alpha_st 1, eFPR up to 100 per hour" in md2
+    assert "threshold 0.3, onset collar 200 ms, offset collar max(200 ms, 20% of the event)" in md2
     assert tables["table2"]["synthetic"] is False and tables["table2"]["banner"] == ""
 
 
@@ -433,6 +441,59 @@ def test_tiny_study_writes_tables_runs_figures_and_export(dcasenet_study):
     assert sorted(p.name for p in (out / "figures").glob("activity_*.png")) == [
         "activity_v1-nomixup-sed_fold1_room1_mix001_ov1.png", "activity_v3-asc+tag+sed_fold1_room1_mix001_ov1.png"]
     assert max(info["export"]["max_abs_diff"].values()) < 1e-4
+
+
+def test_event_f1_and_psds_of_each_sed_run_are_sed_scores_evals_on_its_files(dcasenet_study):
+    """metrics.json holds event F1 and PSDS1 equal to sed_scores_eval reading the run's score files
+    itself, against events built here from the TAU-NIGENS metadata csv files; the tables show them;
+    a run whose metrics.json predates them gets the same numbers in the report."""
+    from types import SimpleNamespace
+
+    import sed_scores_eval as sse
+
+    from tf_scenes.datasets import nigens2020
+    from tf_scenes.synth import DATASET_DIRS
+
+    out = dcasenet_study["out"]
+    meta_dir = dcasenet_study["data"] / DATASET_DIRS["sed"] / "metadata_dev"
+    t2 = {r["key"]: r for r in json.loads((out / "table2.json").read_text())["rows"]}
+    sed_runs = [p for p in sorted((out / "runs").iterdir()) if "sed" in json.loads(
+        (p / "metrics.json").read_text())["tasks"]]
+    assert [p.name for p in sed_runs] == ["v1-nomixup-sed", "v2-sed", "v3-asc+tag+sed", "v3-asc+tag+sed-ft-sed"]
+    for run in sed_runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        folder = run / "scores_evaluate_frames"
+        gt, durations = {}, {}
+        for f in sorted(folder.glob("*.tsv")):
+            n = len(f.read_text().splitlines()) - 1
+            act = nigens2020.activity_matrix(nigens2020.read_metadata(meta_dir / f"{f.stem}.csv"))[:n]
+            events = []
+            for k, name in enumerate(nigens2020.CLASSES):
+                edges = np.flatnonzero(np.diff(np.r_[0, act[:, k], 0]))  # starts and ends of the runs
+                events += [(round(a * 0.1, 6), round(b * 0.1, 6), name) for a, b in edges.reshape(-1, 2)]
+            gt[f.stem], durations[f.stem] = events, n * 0.1
+        classes = sorted({e[2] for v in gt.values() for e in v})
+        scores = {k: v[["onset", "offset", *classes]] for k, v in sse.io.read_sed_scores(folder).items()}
+        f1 = sse.collar_based.fscore(scores, gt, 0.3, onset_collar=0.2, offset_collar=0.2, offset_collar_rate=0.2)[0]
+        psds = sse.intersection_based.psds(scores, gt, durations, dtc_threshold=0.7, gtc_threshold=0.7,
+                                           alpha_ct=0.0, alpha_st=1.0, max_efpr=100.0)[0]
+        assert metrics["sed_event_classes"] == len(classes) > 0
+        assert metrics["sed_event_f1"] == pytest.approx(float(f1["macro_average"]), abs=1e-12), run.name
+        assert metrics["sed_event_f1_micro"] == pytest.approx(float(f1["micro_average"]), abs=1e-12), run.name
+        assert metrics["sed_psds1"] == pytest.approx(float(psds), abs=1e-12), run.name
+        if run.name in ("v1-nomixup-sed", "v2-sed"):
+            row = t2[run.name[:-len("-sed")]]
+            assert row["ours"]["sed_event_f1"] == round(100 * metrics["sed_event_f1"], 2)
+            assert row["ours"]["sed_psds1"] == round(metrics["sed_psds1"], 4)
+
+    # a run reused from before: its metrics lack the event keys, the report computes them
+    split = SimpleNamespace(names=[n for n in sorted(gt) for _ in range(4)], groups=np.repeat(np.arange(len(gt)), 4),
+                            labels=np.stack([nigens2020.activity_matrix(nigens2020.read_metadata(
+                                meta_dir / f"{n}.csv")) for n in sorted(gt) for _ in range(4)]))
+    old = {k: v for k, v in metrics.items() if not k.startswith("sed_event") and k != "sed_psds1"}
+    results = {run.name: SimpleNamespace(metrics=old, run_dir=run)}
+    filled = report.with_event_metrics(results, SimpleNamespace(tasks={"sed": SimpleNamespace(test=split)}))
+    assert {k: filled[run.name][k] for k in metrics} == metrics
 
 
 def test_exported_savedmodel_matches_keras(dcasenet_study):
@@ -526,3 +587,33 @@ def test_export_tflite_predict_and_saliency_commands_on_a_run(dcasenet_study, tm
     # the export folder points back at its run: saliency accepts it too
     assert main(["saliency", str(exp), str(clip), "--output", "tags", "--out", str(tmp_path / "e.png")]) == 0
     assert main(["saliency", str(run), str(clip), "--output", "nope", "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_predict_dcase_event_list_of_an_exported_sed_run(dcasenet_study, tmp_path, capsys):
+    """`predict --format dcase` on an exported single-task SED run: one line per event, exactly the
+    runs of 100 ms frames of the SavedModel's own frame output scoring above the threshold."""
+    from tf_scenes.audio import read_audio
+    from tf_scenes.datasets import nigens2020
+    from tf_scenes.experiments.cli import main
+    from tf_scenes.export_cli import export_run
+    from tf_scenes.synth import DATASET_DIRS
+
+    exp, _ = export_run(dcasenet_study["out"] / "runs" / "v2-sed", tmp_path / "sed_export")
+    wav_path = sorted((dcasenet_study["data"] / DATASET_DIRS["sed"] / "mic_dev").glob("fold1_*.wav"))[0]
+    wav, _ = read_audio(wav_path, sr=24000, mono=True)  # what predict feeds the model: the 4 channels' mean
+    frames = tf.saved_model.load(str(exp)).signatures["serving_default"](
+        waveform=tf.constant(wav[None]))["frames"].numpy()[0]  # (frames, 14)
+    threshold = float(np.round(np.quantile(frames, 0.7), 3))  # some frames above, some below
+    assert not np.any(frames == threshold)
+    want = []
+    for k, name in enumerate(nigens2020.CLASSES):
+        edges = np.flatnonzero(np.diff(np.r_[0, (frames[:, k] > threshold).astype(int), 0])).reshape(-1, 2)
+        want += [(a * 0.1, b * 0.1, name) for a, b in edges]
+    want.sort()
+    assert 0 < len(want)
+
+    capsys.readouterr()
+    assert main(["predict", str(exp), str(wav_path), "--format", "dcase", "--threshold", str(threshold)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{wav_path}\t{a:.3f}\t{b:.3f}\t{name}" for a, b, name in want]
+    assert float(lines[-1].split("\t")[2]) <= len(wav) / 24000  # within the recording

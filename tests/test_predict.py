@@ -242,3 +242,117 @@ def test_real_export_clip_length_from_the_graph_and_windows(tmp_path, capsys):
     mean = np.mean(probs, axis=0)
     assert {c: v for c, v in line["outputs"]["probs"]["top"]} == pytest.approx(dict(zip("abc", mean)), abs=1e-5)
     assert re.search(r"3 windows of 0\.5 s every 0\.5 s", line["windowing"])
+
+
+# ---------------------------------------------------------------------------------------------
+# --format dcase: event lists from frame outputs
+
+
+def test_frame_events_by_hand():
+    """100 ms frames; threshold 0.5 (a frame is active when its score is strictly above it)."""
+    dog = [0.2, 0.6, 0.7, 0.5, 0.1, 0.9, 0.5, 0.2]
+    car = [0.0, 0.0, 0.0, 0.8, 0.8, 0.0, 0.8, 0.8]
+    frames = np.array([dog, car]).T  # (8 frames, 2 classes)
+    events = predict_cli.frame_events(frames, 0.1, ["dog", "car"], 0.5)
+    assert events == [(0.1, 0.3, "dog"), (0.3, 0.5, "car"), (0.5, 0.6, "dog"), (0.6, 0.8, "car")]
+    # median over 3 frames (edges reflected): dog 0.2 .6 .6 .5 .5 .5 .5 .2 (the lone 0.9 goes), car's gap fills
+    assert predict_cli.frame_events(frames, 0.1, ["dog", "car"], 0.5, median=3) == [
+        (0.1, 0.3, "dog"), (0.3, 0.8, "car")]
+    # a window starting at 10 s of a file that ends at 10.65 s: shifted, cut at the end of the audio
+    assert predict_cli.frame_events(frames, 0.1, ["dog", "car"], 0.5, start_s=10.0, end_s=10.65) == [
+        (10.1, 10.3, "dog"), (10.3, 10.5, "car"), (10.5, 10.6, "dog"), (10.6, 10.65, "car")]
+    assert predict_cli.frame_events(frames, 0.1, ["dog", "car"], 0.5, start_s=10.0, end_s=10.6)[-1] == (
+        10.5, 10.6, "dog")  # the car event starting at the end of the audio is dropped
+    # min duration 0.15 s: the 0.1 s dog event goes, the 0.2 s events stay
+    assert predict_cli.join_events(events, 0.15) == [(0.1, 0.3, "dog"), (0.3, 0.5, "car"), (0.6, 0.8, "car")]
+    # events of one class meeting at a window boundary are joined, other classes untouched
+    assert predict_cli.join_events([(1.0, 1.5, "dog"), (0.0, 1.0, "dog"), (1.0, 1.2, "car")]) == [
+        (0.0, 1.5, "dog"), (1.0, 1.2, "car")]
+    assert [predict_cli.median_frames(s, 0.1) for s in (0, 0.1, 0.2, 0.3, 0.4, 0.04)] == [1, 1, 3, 3, 5, 1]
+
+
+class FakeSed:
+    """A serving signature with a frame output: per 100 ms frame, "loud" = mean |sample| x 2 and
+    "quiet" = 1 - loud; and a clip output (not frame-level)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, waveform):
+        w = np.asarray(waveform)[0]
+        self.calls += 1
+        n = len(w) // (SR // 10)
+        loud = np.abs(w[:n * (SR // 10)]).reshape(n, -1).mean(axis=1) * 2
+        act = np.stack([loud, 1 - loud], axis=1)[None].astype(np.float32)  # (1, frames, 2)
+        return {"activity": act, "clip": act.mean(axis=1)}
+
+
+def _use_sed(monkeypatch, model, frame_seconds=0.1):
+    meta = {"input": {"sample_rate": SR, "min_samples": 1}}
+    if frame_seconds:
+        meta["frame_seconds"] = frame_seconds
+    labels = {"activity": ["loud", "quiet"], "clip": ["loud", "quiet"]}
+    monkeypatch.setattr(predict_cli, "load_export", lambda export_dir: (model, meta, labels))
+
+
+def _dcase(capsys, *argv):
+    from tf_scenes.experiments.cli import main
+
+    capsys.readouterr()
+    code = main(["predict", "EXPORT", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out.splitlines(), out.err
+
+
+def _bursts(seconds: float, spans) -> np.ndarray:
+    """Silence with full-scale noise (mean |x| 0.5) over the given (start_s, end_s) spans."""
+    x = np.zeros(int(round(seconds * SR)), np.float32)
+    for a, b in spans:
+        x[int(a * SR):int(b * SR)] = _noise(b - a, seed=int(a * 10)) * 2
+    return x
+
+
+def test_dcase_event_lines_whole_file_and_windows(tmp_path, monkeypatch, capsys):
+    """Noise over 0.3-0.7 s and 1.2-1.5 s of a 1.75 s file: "loud" there, "quiet" elsewhere. With
+    1 s windows the quiet event across the 1 s boundary is one event, and nothing is reported
+    in the zero padding of the last window (past 1.75 s)."""
+    a = _wav(tmp_path / "a.wav", _bursts(1.75, [(0.3, 0.7), (1.2, 1.5)]))
+    b = _wav(tmp_path / "b.wav", _bursts(0.5, []))
+    _use_sed(monkeypatch, FakeSed())
+    code, lines, err = _dcase(capsys, a, b, "--format", "dcase", "--threshold", "0.5")
+    assert code == 0, err
+    assert lines == [f"{a}\t0.000\t0.300\tquiet", f"{a}\t0.300\t0.700\tloud", f"{a}\t0.700\t1.200\tquiet",
+                     f"{a}\t1.200\t1.500\tloud", f"{a}\t1.500\t1.700\tquiet",  # 17 whole frames in 1.75 s
+                     f"{b}\t0.000\t0.500\tquiet"]
+    code, lines, err = _dcase(capsys, a, "--format", "dcase", "--threshold", "0.5", "--windows", "1")
+    assert code == 0, err
+    assert lines == [f"{a}\t0.000\t0.300\tquiet", f"{a}\t0.300\t0.700\tloud", f"{a}\t0.700\t1.200\tquiet",
+                     f"{a}\t1.200\t1.500\tloud", f"{a}\t1.500\t1.750\tquiet"]
+    code, lines, _ = _dcase(capsys, a, "--format", "dcase", "--threshold", "0.5", "--min-duration", "0.35")
+    assert lines == [f"{a}\t0.300\t0.700\tloud", f"{a}\t0.700\t1.200\tquiet"]
+
+
+@pytest.mark.parametrize("argv, frame_seconds, message", [
+    (["--format", "dcase"], 0.1, "--format dcase needs --threshold T"),
+    (["--format", "dcase", "--threshold", "0.5"], None, "EXPORT: the export's metadata has no frame_seconds"),
+    (["--format", "dcase", "--threshold", "0.5", "--windows", "1", "--hop", "0.5"], 0.1,
+     "--format dcase with --windows: the windows must not overlap"),
+    (["--median-filter", "0.3"], 0.1, "--median-filter: only with --format dcase"),
+    (["--format", "dcase", "--threshold", "0.5", "--output", "clip"], 0.1,
+     "EXPORT: --output clip: not a frame-level output of this model (frame-level outputs: activity)"),
+])
+def test_dcase_options_are_checked(tmp_path, monkeypatch, capsys, argv, frame_seconds, message):
+    path = _wav(tmp_path / "a.wav", _noise(1))
+    _use_sed(monkeypatch, FakeSed(), frame_seconds)
+    code, lines, err = _dcase(capsys, path, *argv)
+    assert (code, lines) == (2, [])
+    assert err.startswith(f"tf-scenes predict: error: {message}"), err
+
+
+def test_dcase_needs_a_frame_output(tmp_path, monkeypatch, capsys):
+    path = _wav(tmp_path / "a.wav", _noise(1))
+    meta = {"input": {"sample_rate": SR, "min_samples": 1}, "frame_seconds": 0.1}
+    monkeypatch.setattr(predict_cli, "load_export", lambda export_dir: (FakeModel(), meta, {"level": ["m", "p"]}))
+    code, lines, err = _dcase(capsys, path, "--format", "dcase", "--threshold", "0.5")
+    assert (code, lines) == (2, [])
+    assert err.startswith("tf-scenes predict: error: EXPORT: the model has no frame-level output"), err

@@ -15,11 +15,16 @@ is decoded; a line's "input" says when a file was cut or padded, and one warning
 them. With ``--windows`` the whole file is covered by windows instead (decoded block by block,
 so memory stays bounded): "windows" lists each window's {start_s, end_s, outputs} and "outputs"
 is the mean of each output over the windows.
+
+With ``--format dcase --threshold T`` the frame-level (SED) output becomes an event list instead:
+one line per event, ``file<TAB>onset<TAB>offset<TAB>label`` (seconds, 3 decimals; the DCASE /
+sed_eval event list format, no header), in file order and then by onset (:func:`frame_events`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -39,6 +44,15 @@ counted in one warning and noted in their line ("input"). Models without one tak
 reported as {"start_s", "end_s", "outputs"} under "windows", and "outputs" holds the mean of each
 output over the windows. The file is decoded in blocks, so memory stays bounded whatever its
 length. The last window is zero-padded at the end when the file does not fill it.
+
+--format dcase --threshold T prints the events of an SED model's frame output instead of JSON, one
+line each: file<TAB>onset<TAB>offset<TAB>label (seconds). The frame hop is the export's
+frame_seconds. Per class: an optional median filter over --median-filter SECONDS (SECONDS / hop
+rounded to whole frames, plus one if even; edges reflected), then each maximal run of frames
+scoring above T (strictly, the rule of the evaluation's event-based F1) is one event; events
+shorter than --min-duration SECONDS are dropped. Both are off by default: the events are then exactly what the
+event-based F1 at T counts. With --windows the windows must not overlap; events of one class that
+meet at a window boundary are joined, and nothing past the end of the audio is reported.
 """
 
 
@@ -49,13 +63,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("audio", type=Path, nargs="+", help="audio files")
     parser.add_argument("--top", type=int, default=3, help="classes to list per output (default 3)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="for frame outputs: also list the active classes per frame above this value")
+                        help="for frame outputs: also list the active classes per frame at or above this value; "
+                             "with --format dcase: the detection threshold (events: frames scoring above it)")
     parser.add_argument("--windows", nargs="?", const="model", default=None, metavar="SECONDS",
                         help="cover each file with windows of SECONDS (default: the model's own clip length) "
                              "and report every window's outputs and their mean; decodes the file in blocks")
     parser.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                         help="with --windows: the step between window starts (default: the window length, "
                              "no overlap); at most the window length, so that the windows cover the file")
+    parser.add_argument("--format", choices=("json", "dcase"), default="json",
+                        help="json: one JSON line per file (default); dcase: one line per detected event, "
+                             "file<TAB>onset<TAB>offset<TAB>label, from the frame output (needs --threshold)")
+    parser.add_argument("--output", default=None, metavar="NAME",
+                        help="with --format dcase: the frame output to detect events in (default: the only one)")
+    parser.add_argument("--median-filter", type=float, default=0.0, metavar="SECONDS",
+                        help="with --format dcase: median filter of each class's frame scores over SECONDS "
+                             "before thresholding (default 0: none)")
+    parser.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
+                        help="with --format dcase: drop events shorter than SECONDS (default 0: keep all)")
 
 
 def load_export(export_dir: Path):
@@ -106,12 +131,13 @@ def describe(outputs: dict, labels: dict, top: int, threshold: float | None, dur
     for name, value in outputs.items():
         v = np.asarray(value)[0]  # one file at a time
         names = labels.get(name)
-        if v.ndim == 2 and names and len(names) == v.shape[0] != v.shape[1]:
-            v = v.T  # (classes, frames) -> (frames, classes)
+        frames = frame_matrix(v, names)
+        if frames is not None:
+            v = frames
         if v.ndim == 1 and names and len(names) == v.shape[0]:
             order = np.argsort(-v)[:top]
             out[name] = {"top": [[names[i], round(float(v[i]), 5)] for i in order]}
-        elif v.ndim == 2 and names and len(names) == v.shape[1]:  # (frames, classes): activity
+        elif frames is not None:  # (frames, classes): activity
             clip = v.max(axis=0)
             order = np.argsort(-clip)[:top]
             entry = {"top": [[names[i], round(float(clip[i]), 5)] for i in order],
@@ -125,6 +151,72 @@ def describe(outputs: dict, labels: dict, top: int, threshold: float | None, dur
         else:
             out[name] = {"shape": list(v.shape)}
     return out
+
+
+def frame_matrix(value, names) -> np.ndarray | None:
+    """One file's output as (frames, classes) when it is frame-level (class scores over time), else
+    None. A (classes, frames) output (the weak-SED time attention) is transposed."""
+    v = np.asarray(value)
+    if v.ndim != 2 or not names:
+        return None
+    if len(names) == v.shape[0] != v.shape[1]:
+        return v.T  # (classes, frames) -> (frames, classes)
+    return v if len(names) == v.shape[1] else None
+
+
+def median_frames(seconds: float, frame_seconds: float) -> int:
+    """Median filter length in frames: seconds / hop rounded to whole frames, plus one if even (an
+    odd length keeps the filter centred); 1 = no filter."""
+    if seconds <= 0:
+        return 1
+    n = max(1, int(round(seconds / frame_seconds)))
+    return n if n % 2 else n + 1
+
+
+def frame_events(frames, frame_seconds: float, class_names, threshold: float, *, median: int = 1,
+                 start_s: float = 0.0, end_s: float | None = None) -> list[tuple[float, float, str]]:
+    """Events ``(onset_s, offset_s, class)`` of a (frames, classes) score matrix, sorted.
+
+    Each class's scores are median-filtered over ``median`` frames (scipy.ndimage.median_filter,
+    edges reflected; 1 = none); each maximal run of frames scoring ``> threshold`` is an event
+    (sed_scores_eval's ``scores_to_event_list``, the detection rule of the event-based F1).  Times
+    start at ``start_s`` (a window's start in the file); events are cut at ``end_s`` (the end of
+    the audio) and those starting at or after it dropped.
+    """
+    from .metrics.sed_events import TIME_DECIMALS, frame_timestamps, sed_scores_eval, score_frame
+
+    frames = np.asarray(frames, np.float64)  # (frames, classes)
+    if median > 1:
+        from scipy.ndimage import median_filter
+
+        frames = median_filter(frames, size=(median, 1), mode="reflect")
+    if not len(frames):
+        return []
+    table = score_frame(frames, frame_timestamps(len(frames), frame_seconds), [str(c) for c in class_names])
+    events = []
+    for on, off, label in sed_scores_eval().base_modules.detection.scores_to_event_list(table, float(threshold)):
+        on, off = round(start_s + float(on), TIME_DECIMALS), round(start_s + float(off), TIME_DECIMALS)
+        if end_s is not None:
+            if on >= end_s:
+                continue
+            off = min(off, round(end_s, TIME_DECIMALS))
+        events.append((on, off, label))
+    return sorted(events)
+
+
+def join_events(events, min_duration: float = 0.0) -> list[tuple[float, float, str]]:
+    """Events sorted, those of one class that meet or overlap (at a window boundary) joined, and
+    then those shorter than ``min_duration`` seconds dropped."""
+    out: list[list] = []
+    last: dict[str, list] = {}
+    for on, off, label in sorted(events, key=lambda e: (e[0], e[1], e[2])):
+        prev = last.get(label)
+        if prev is not None and on <= prev[1] + 1e-6:
+            prev[1] = max(prev[1], off)
+            continue
+        last[label] = [on, off, label]
+        out.append(last[label])
+    return sorted((on, off, label) for on, off, label in out if off - on >= min_duration - 1e-9)
 
 
 def _reason(error) -> str:
@@ -236,6 +328,90 @@ def predict_windows(fn, path, *, sr: int, window: int, hop: int, labels: dict, t
             "windows": per_window}
 
 
+@dataclasses.dataclass(frozen=True)
+class EventOptions:
+    """How --format dcase turns a frame output into events."""
+
+    threshold: float
+    frame_seconds: float
+    median: int  # median filter length in frames (1: none)
+    min_duration: float
+    output: str | None  # the frame output to use (None: the model's only one)
+    source: Path  # the export, for error messages
+
+    def output_of(self, outputs: dict, labels: dict) -> str:
+        """The frame-level output of a model's outputs (one file's) to detect events in."""
+        found = [k for k, v in outputs.items() if frame_matrix(np.asarray(v)[0], labels.get(k)) is not None]
+        if self.output is not None:
+            if self.output not in found:
+                raise TFScenesError(f"{self.source}: --output {self.output}: not a frame-level output of this model "
+                                    f"(frame-level outputs: {', '.join(found) or 'none'})")
+            return self.output
+        if not found:
+            raise TFScenesError(f"{self.source}: the model has no frame-level output (class scores over time); "
+                                "--format dcase needs a sound event detection model")
+        if len(found) > 1:
+            raise TFScenesError(f"{self.source}: the model has several frame-level outputs ({', '.join(found)}); "
+                                "choose one with --output NAME")
+        return found[0]
+
+    def events(self, outputs: dict, labels: dict, start_s: float, end_s: float) -> list:
+        name = self.output_of(outputs, labels)
+        frames = frame_matrix(np.asarray(outputs[name])[0], labels[name])
+        return frame_events(frames, self.frame_seconds, labels[name], self.threshold, median=self.median,
+                            start_s=start_s, end_s=end_s)
+
+
+def event_options(args, meta: dict, plan) -> EventOptions | None:
+    """The --format dcase settings (None for JSON output), checked before any file is read."""
+    if args.format != "dcase":
+        given = [flag for flag, v in (("--output", args.output), ("--median-filter", args.median_filter),
+                                      ("--min-duration", args.min_duration)) if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: only with --format dcase")
+        return None
+    if args.threshold is None:
+        raise ConfigError("--format dcase needs --threshold T (an event is a run of frames scoring above T)")
+    if args.median_filter < 0 or args.min_duration < 0:
+        raise ConfigError("--median-filter and --min-duration must be >= 0 seconds")
+    fs = meta.get("frame_seconds")
+    if fs is None:
+        raise TFScenesError(f"{args.export_dir}: the export's metadata has no frame_seconds (the hop of its frame "
+                            "outputs), needed by --format dcase; export the run again")
+    if plan is not None and plan[1] != plan[0]:
+        raise ConfigError("--format dcase with --windows: the windows must not overlap (--hop equal to the window "
+                          "length), so that every frame is scored once")
+    median = median_frames(args.median_filter, fs)
+    if median > 1:
+        log.info("median filter over %d frames (%g s)", median, median * fs)
+    return EventOptions(float(args.threshold), float(fs), median, float(args.min_duration), args.output,
+                        Path(args.export_dir))
+
+
+def file_events(fn, path, *, sr: int, min_samples, clip: int | None, labels: dict, opts: EventOptions) -> list:
+    """One file's events: the model on the whole file, or on its first `clip` samples."""
+    from .audio import read_audio
+
+    wav, _ = read_audio(path, sr=sr, mono=True, min_samples=min_samples, num_samples=clip)
+    end = min(_seconds(path), len(wav) / sr) if clip else len(wav) / sr  # not into the zero padding
+    return join_events(opts.events(_run_model(fn, wav, path), labels, 0.0, end), opts.min_duration)
+
+
+def window_events(fn, path, *, sr: int, window: int, labels: dict, opts: EventOptions) -> list:
+    """One file's events over back-to-back windows (decoded in blocks); an event running across
+    a window boundary is joined into one."""
+    from .audio import iter_audio_blocks
+
+    found, n = [], 0
+    for start, wav, filled in windows(iter_audio_blocks(path, sr, block_seconds=max(10.0, window / sr)),
+                                      window, window):
+        found += opts.events(_run_model(fn, wav, path), labels, start / sr, (start + filled) / sr)
+        n += 1
+    if n == 0:
+        raise AudioError(path, "no audio samples in file")
+    return join_events(found, opts.min_duration)
+
+
 def window_plan(args, clip: int | None, sr: int, min_samples) -> tuple[int, int] | None:
     """(window, hop) in samples for --windows / --hop, or None without --windows."""
     if args.windows is None:
@@ -279,12 +455,20 @@ def run(args) -> int:
     min_samples = meta["input"].get("min_samples")
     clip = model_clip_samples(fn, meta)
     plan = window_plan(args, clip, sr, min_samples)
+    opts = event_options(args, meta, plan)
     common = dict(sr=sr, labels=labels, top=args.top, threshold=args.threshold,
                   frame_seconds=meta.get("frame_seconds"))
     failed = 0
     with summarised_warnings("tf-scenes predict"):
         for path in args.audio:
             try:
+                if opts is not None:
+                    events = (file_events(fn, path, sr=sr, min_samples=min_samples, clip=clip, labels=labels,
+                                          opts=opts) if plan is None else
+                              window_events(fn, path, sr=sr, window=plan[0], labels=labels, opts=opts))
+                    print("".join(f"{path}\t{on:.3f}\t{off:.3f}\t{label}\n" for on, off, label in events),
+                          end="", flush=True)
+                    continue
                 if plan is None:
                     line = predict_file(fn, path, min_samples=min_samples, clip=clip, **common)
                 else:

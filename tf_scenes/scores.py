@@ -162,6 +162,14 @@ def write_frame_scores(path, scores, hop_seconds: float, class_names: Sequence[s
 
 def read_frame_scores(path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(onsets, scores (frames, classes), class names) of a file written by write_frame_scores."""
+    times, scores, classes = read_frame_score_times(path)
+    return times[:-1], scores, classes
+
+
+def read_frame_score_times(path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(timestamps (frames + 1: every frame's onset, then the last offset), scores (frames,
+    classes), class names) of a frame score file; DataFormatError naming the line when a row is
+    malformed or the frames are not back to back (each onset the previous offset)."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -170,9 +178,20 @@ def read_frame_scores(path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     if not lines or not lines[0].startswith("onset\toffset\t"):
         raise DataFormatError(path, "not a frame score file (header must start with 'onset<TAB>offset')", line=1)
     classes = tuple(lines[0].split("\t")[2:])
-    try:
-        rows = np.asarray([[float(v) for v in ln.split("\t")] for ln in lines[1:]], np.float64)
-    except ValueError as e:
-        raise DataFormatError(path, f"not a number: {e}") from None
-    rows = rows.reshape(len(lines) - 1, len(classes) + 2)
-    return rows[:, 0], rows[:, 2:], classes
+    if len(lines) < 2:
+        raise DataFormatError(path, "no frames (only the header)")
+    rows = np.empty((len(lines) - 1, len(classes) + 2), np.float64)
+    for i, ln in enumerate(lines[1:]):
+        parts = ln.split("\t")
+        if len(parts) != len(classes) + 2:
+            raise DataFormatError(path, f"expected {len(classes) + 2} columns, found {len(parts)}", line=i + 2)
+        try:
+            rows[i] = [float(v) for v in parts]
+        except ValueError as e:
+            raise DataFormatError(path, f"not a number: {e}", line=i + 2) from None
+    onsets, offsets = rows[:, 0], rows[:, 1]
+    bad = np.flatnonzero((offsets <= onsets) | np.r_[onsets[1:] != offsets[:-1], False])
+    if bad.size:
+        raise DataFormatError(path, "frames are not back to back (offset after onset, next onset = this offset)",
+                              line=int(bad[0]) + 2)
+    return np.append(onsets, offsets[-1]), rows[:, 2:], classes

@@ -14,7 +14,8 @@
    training from random init of every task combination x version, then fine-tuning of each task
    from the joint run (same hyper-parameters, nothing frozen);
 4. evaluation per the paper's protocol (:mod:`tf_scenes.dcasenet.evaluate`), scores keyed by clip
-   (SED: frame scores per recording in sed_scores_eval's format).
+   (SED: frame scores per recording in sed_scores_eval's format, and from them event-based F1 and
+   PSDS by sed_scores_eval, :mod:`tf_scenes.metrics.sed_events`).
 
 ``tf-scenes finetune RUN_DIR --task asc|tag|sed [--out DIR] [--set k=v ...]`` fine-tunes any
 saved run (typically a joint one) on one task with the run's own hyper-parameters (:mod:`.finetune`).
@@ -429,7 +430,31 @@ def evaluate_split(task: str, runner, split, train: TrainConfig) -> tuple[dict, 
     m = ev.sed_scores(labels, probs)
     n = min(labels.shape[1], probs.shape[1])
     return {f"sed_{k}": v for k, v in m.items()}, {"probs": probs[:, :n].astype(np.float32),
-                                                   "names": [split.names[i] for i in first]}
+                                                   "names": [split.names[i] for i in first], "labels": labels}
+
+
+def sed_reference(split) -> tuple[list, np.ndarray]:
+    """Recording names and (recordings, frames, classes) reference activity of a SED split (from
+    the first channel example of each recording)."""
+    groups = np.asarray(split.groups)
+    first = [int(np.flatnonzero(groups == g)[0]) for g in dict.fromkeys(groups.tolist())]
+    return [split.names[i] for i in first], np.asarray(split.labels)[first]
+
+
+def sed_event_metrics(frames_dir: Path, names, labels) -> dict:
+    """Event-based F1 and PSDS (:mod:`tf_scenes.metrics.sed_events`) of a run's SED score files
+    against the reference activity of each recording (``names``, ``labels`` (recordings, frames,
+    classes)), trimmed to the frames scored; keys ``sed_event_f1`` etc."""
+    from tf_scenes.datasets import nigens2020
+    from tf_scenes.metrics.sed_events import event_metrics, read_score_folder, reference_events
+
+    scores = read_score_folder(frames_dir)
+    ref = dict(zip(names, labels))
+    gt = {k: reference_events(ref[k][:len(v)], SED_LABEL_HOP_S, nigens2020.CLASSES) for k, v in scores.items()
+          if k in ref}
+    durations = {k: len(v) * SED_LABEL_HOP_S for k, v in scores.items()}
+    m = event_metrics(scores, gt, durations, source=frames_dir)
+    return {f"sed_{k}": v for k, v in m.items()}
 
 
 def validation_fn(trainer, data: Data, train: TrainConfig):
@@ -551,6 +576,8 @@ def evaluate(spec, net, data: Data, run_dir: Path) -> dict:
             for name, probs in zip(preds["names"], preds["probs"]):
                 write_frame_scores(run_dir / "scores_evaluate_frames" / f"{name}.tsv", probs, SED_LABEL_HOP_S,
                                    nigens2020.CLASSES)
+            # from the files just written: the numbers anyone gets from the run folder
+            metrics.update(sed_event_metrics(run_dir / "scores_evaluate_frames", preds["names"], preds["labels"]))
         else:
             classes = tau2020.SCENES if task == "asc" else fsd2019.CLASSES
             output = "scene" if task == "asc" else "tags"

@@ -7,7 +7,8 @@
   of the logits; lwlrap.
 * SED: the whole 60 s recording; each of the 4 channels is one example and the 4 channels'
   activity outputs are averaged before thresholding (0.3); segment-based F1 / ER at 1 s and the
-  reference code's 5 s-block variant (:func:`tf_scenes.metrics.sed.sed_metrics`).
+  reference code's 5 s-block variant (:func:`tf_scenes.metrics.sed.sed_metrics`); the study adds
+  event-based F1 and PSDS of the written score files (:mod:`tf_scenes.metrics.sed_events`).
 
 The averaging and cropping helpers are plain numpy so that they are tested by hand-computed cases.
 """
