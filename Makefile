@@ -1,4 +1,5 @@
-# tf-scenes. Every target bootstraps its own virtual environment (.venv) from the pinned requirements.
+# tf-scenes. Every target bootstraps its own virtual environment (.venv) from the lock: the pinned
+# requirements*.txt with every indirect dependency pinned by constraints.txt.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -18,10 +19,10 @@ OUT ?=
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt setup.cfg setup.py
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt setup.cfg setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -c constraints.txt -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 

@@ -344,7 +344,7 @@ def _store(out: np.ndarray, batches, errors, cfg: FeatureConfig, *, progress: bo
 
     shape = out.shape
     i = 0
-    with tqdm(total=shape[0], unit="clip", desc=f"features {cfg.name}", disable=not progress) as bar:
+    with tqdm(total=shape[0], unit="clip", desc=f"features {cfg.name}", disable=None if progress else True) as bar:
         try:
             for b in batches:
                 if isinstance(b, tuple):
@@ -599,7 +599,7 @@ def _compute_clips(paths, cfg, npy: Path, meta_path: Path, key: str, split_chann
     with _writer_lock(npy), summarised_warnings(f"clip features {cfg.name}"), atomic_path(npy, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(offsets[-1]),) + example_shape)
         row = 0
-        for s, samples, frames, c in tqdm(plan, unit="file", desc=f"features {cfg.name}", disable=not progress):
+        for s, samples, frames, c in tqdm(plan, unit="file", desc=f"features {cfg.name}", disable=None if progress else True):
             x, _ = read_audio(s.path, sr=cfg.sample_rate, mono=not split_channels)  # resampled once, with soxr
             x = fix_length_np(x, samples)  # soxr may differ from the probe's rounding by a sample
             batch = x.T if split_channels and x.ndim == 2 else np.asarray(x).reshape(1, -1)  # (c, samples)
@@ -652,7 +652,7 @@ def cached_binaural(paths, feature_cfg, cache_dir, *, expand, progress: bool = T
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
             from tqdm.auto import tqdm
 
-            for i, p in enumerate(tqdm(paths, unit="clip", desc=f"features {cfg.name}", disable=not progress)):
+            for i, p in enumerate(tqdm(paths, unit="clip", desc=f"features {cfg.name}", disable=None if progress else True)):
                 x, _ = read_audio(p, sr=cfg.sample_rate, mono=False, channels=2)
                 out[i] = extract(cfg, expand(x)).reshape(shape[1:])  # (waveforms * windows, samples, 1)
             out.flush()

@@ -558,7 +558,7 @@ def _run_kind(kind, key, sources, by_scene, root_out, cfg, seed, sr, read_fn, ra
         log.info("%s: resuming, %d clips already done", kind, len(resumed))
     entries = []
     with summarised_warnings(f"augment {kind}"), open(journal, "a") as jf, \
-            tqdm(total=len(sources), desc=f"augment {kind}", disable=not progress, unit="clip") as bar:
+            tqdm(total=len(sources), desc=f"augment {kind}", disable=None if progress else True, unit="clip") as bar:
         for src in sources:
             if src.filename in resumed:
                 entries.append(resumed[src.filename])

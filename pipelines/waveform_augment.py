@@ -379,7 +379,7 @@ def rir_bank(size: int = 128, rt60_range=(0.2, 1.0), sample_rate: int = SR, seed
     from tqdm.auto import tqdm
 
     rirs, peaks, params = [], [], []
-    for i in tqdm(range(size), desc="RIR bank", unit="room", disable=not progress):
+    for i in tqdm(range(size), desc="RIR bank", unit="room", disable=None if progress else True):
         rir, p = room_impulse_response(np.random.default_rng([int(seed), i]), int(sample_rate), rt60_range)
         rirs.append(rir.astype(np.float32))
         peaks.append(p["direct_path_index"])

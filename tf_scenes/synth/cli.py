@@ -36,7 +36,8 @@ def add_arguments(parser) -> None:
                         help="after generating, measure the scene set's learnability (asc, all, remix)")
     parser.add_argument("--report-only", action="store_true",
                         help="only measure an existing TAU 2020 format folder (no generation)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (they are drawn only when stderr is a terminal)")
 
 
 def _asc_root(out: Path) -> Path:

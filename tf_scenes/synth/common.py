@@ -232,7 +232,7 @@ def map_items(fn: Callable, items: Sequence, jobs: int | None = None, desc: str 
     items = list(items)
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     out: list = []
-    with tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, leave=False) as bar:
+    with tqdm(total=len(items), desc=desc, unit=unit, disable=None if progress else True, leave=False) as bar:
         if jobs <= 1 or len(chunks) <= 1:
             for c in chunks:
                 out.extend(fn(c))

@@ -48,7 +48,7 @@ def clip_features(paths, batch: int = 16, progress: bool = True) -> np.ndarray:
     out = []
     paths = list(paths)
     with summarised_warnings("synth report"):
-        for i in tqdm(range(0, len(paths), batch), desc="features", unit="batch", disable=not progress,
+        for i in tqdm(range(0, len(paths), batch), desc="features", unit="batch", disable=None if progress else True,
                       leave=False):
             wav = np.stack([read_audio(p, sr=cfg.sample_rate, mono=True)[0] for p in paths[i:i + batch]])
             f = extract(cfg, wav)  # (batch, frames, mels, 1)

@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -289,6 +290,41 @@ class _Checkpointer(keras.callbacks.Callback):
         atomic_write_text(self.run_dir / HISTORY, _history_csv(self.state["history"]))
 
 
+class _EpochLog(keras.callbacks.Callback):
+    """One log line per finished epoch (the row _Checkpointer just saved): the plain, timestamped
+    progress report used instead of Keras' progress bar when the output is not a terminal."""
+
+    def __init__(self, state: dict, epochs: int, level: int):
+        super().__init__()
+        self.state, self.epochs, self.level = state, int(epochs), level
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not log.isEnabledFor(self.level) or not self.state["history"]:
+            return
+        row = self.state["history"][-1]
+        values = " ".join(f"{k}={v:.4g}" for k, v in row.items()
+                          if k not in ("epoch", "time_s") and isinstance(v, float))
+        seconds = f" ({row['time_s']:.1f} s)" if row.get("time_s") is not None else ""
+        log.log(self.level, "epoch %d/%d: %s%s", int(epoch) + 1, self.epochs, values, seconds)
+
+
+def progress_mode(verbose) -> tuple[int, int | None]:
+    """(Keras ``verbose``, logging level of the per-epoch line or None) for fit's ``verbose``.
+
+    "auto" and 1: Keras' progress bar when stdout is a terminal; otherwise (a log file, a pipe) no
+    bar, whose carriage returns and colour codes would fill the file, but one INFO line per epoch.
+    2: the INFO line per epoch. 0: nothing at INFO (the line at DEBUG, shown by `tf-scenes -v`).
+    """
+    if verbose in ("auto", 1):
+        interactive = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+        return (1, None) if interactive else (0, logging.INFO)
+    if verbose == 2:
+        return 0, logging.INFO
+    if verbose == 0:
+        return 0, logging.DEBUG
+    raise ConfigError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+
+
 # ----------------------------------------------------------------------------- fit
 
 
@@ -352,7 +388,9 @@ def fit(model, make_train_ds: Callable[[int], tf.data.Dataset], *, epochs: int, 
             still written when ``monitor`` is logged).
         extra_callbacks: more Keras callbacks; they run after validation and before checkpointing,
             so metrics they add to the logs are saved in the history.
-        verbose: Keras progress bar setting ("auto", 0, 1, 2).
+        verbose: "auto" or 1: Keras' progress bar on a terminal, one log line per epoch when stdout
+            is redirected; 2: one log line per epoch; 0: silent (the line at DEBUG level). See
+            :func:`progress_mode`.
         tensorboard: write TensorBoard logs to ``run_dir/tb``: True, False, or "auto" (when the
             tensorboard package is installed; TensorFlow 2.21 does not install it).
 
@@ -368,6 +406,7 @@ def fit(model, make_train_ds: Callable[[int], tf.data.Dataset], *, epochs: int, 
         raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
     if int(epochs) < 1 or int(steps_per_epoch) < 1:
         raise ConfigError(f"epochs and steps_per_epoch must be >= 1, got {epochs}, {steps_per_epoch}")
+    keras_verbose, epoch_log_level = progress_mode(verbose)
     run_dir = Path(run_dir)
     ckpt_dir = ensure_writable_dir(run_dir / CHECKPOINT_DIR)
     last, state_file = ckpt_dir / LAST, ckpt_dir / STATE
@@ -407,6 +446,8 @@ def fit(model, make_train_ds: Callable[[int], tf.data.Dataset], *, epochs: int, 
             validation_data = shard_by_data(val_data) if isinstance(val_data, tf.data.Dataset) else val_data
         callbacks.extend(extra_callbacks)
         callbacks.append(_Checkpointer(run_dir, state, monitor, mode, select))
+        if epoch_log_level is not None:
+            callbacks.append(_EpochLog(state, epochs, epoch_log_level))
         if tensorboard and _tensorboard_available(tensorboard == "auto"):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tb"), write_graph=False))
         train_ds = make_train_ds(initial_epoch)
@@ -417,7 +458,7 @@ def fit(model, make_train_ds: Callable[[int], tf.data.Dataset], *, epochs: int, 
                            epochs, steps_per_epoch)
         model.fit(train_ds, epochs=int(epochs), initial_epoch=initial_epoch,
                   steps_per_epoch=int(steps_per_epoch), validation_data=validation_data,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+                  callbacks=callbacks, verbose=keras_verbose, shuffle=False)
     else:
         log.info("%s already holds %d finished epochs; nothing to train", run_dir, state["epoch"] + 1)
 

@@ -468,7 +468,7 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
 
     with summarised_warnings("remix sources"):
         for mixture in tqdm(mixtures if audio else [], desc=f"remix {', '.join(snr_dirname(s) for s in todo)}",
-                            unit="mix", disable=not (progress and audio)):
+                            unit="mix", disable=None if (progress and audio) else True):
             scene, clips = load_sources(mixture, events_root, scenes_root, sr)
             for s in todo:
                 parts = mix_components(scene, clips, mixture, s, sr)
