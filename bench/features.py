@@ -155,7 +155,7 @@ def _breakdown(paths, sources, cfg, repeats: int, batch: int) -> dict:
     n_eager = min(4, len(waves))
     # The cache's PCM path in two parts: reading the sample bytes of a batch, the XLA program
     # (decoding + front-end) on bytes in memory.
-    from pipelines.pcm_features import _read_batch, feature_program
+    from tf_scenes.pipelines.pcm_features import _read_batch, feature_program
 
     raw = _read_batch(sources[:batch], cfg.clip_samples, 3)
     fused = feature_program(cfg, "pcm24")

@@ -1019,7 +1019,7 @@ def correction_ratio(records, cache_dir=None, *, devices: Sequence[str] | None =
     path = Path(cache_dir) / f"spectrum_ratio-{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
-            return np.load(path)
+            return np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
             log.warning("%s: unreadable ratio (%s), recomputing", path, e)
     ratio = oa.spectrum_correction_reference(list(records), devices=devices,

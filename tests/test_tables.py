@@ -4,6 +4,9 @@
 import json
 import math
 
+import pytest
+
+from tf_scenes.io_utils import loads_json
 from tf_scenes.datasets import provenance
 from tf_scenes.experiments.tables import Column, write_table
 
@@ -24,8 +27,11 @@ def test_markdown_has_paper_column_beside_ours_and_dashes_for_missing(tmp_path):
     assert "| ResNet \\| 10 | 75.0 | 50.0 | 74.6 |" in md  # a pipe in a name is escaped
     assert "| FCNN | - | - | - |" in md  # None, NaN and a missing paper number
     assert md[-1] == "a note." and not any("SYNTHETIC" in line for line in md)
-    on_disk = json.loads((tmp_path / "t.json").read_text())
-    assert on_disk == json.loads(json.dumps(doc, allow_nan=True))
+    text = (tmp_path / "t.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))  # strict JSON
+    on_disk = loads_json(text)
+    assert math.isnan(on_disk["rows"][1]["ours"]["avg"]) and math.isnan(doc["rows"][1]["ours"]["avg"])
+    assert json.dumps(on_disk, allow_nan=True) == json.dumps(doc, allow_nan=True)
     assert on_disk["synthetic"] is False and on_disk["banner"] == "" and on_disk["columns"] == ["system", "A", "average"]
 
 

@@ -45,16 +45,9 @@ class Scores:
 
 
 def _resample(waveform, sample_rate: int, target: int) -> np.ndarray:
-    from .audio import resample_audio
+    from .audio import waveform_at
 
-    x = np.asarray(waveform, np.float32)
-    if x.ndim == 2:  # (samples, channels): down-mix as the readers do
-        x = x.mean(axis=1)
-    if x.ndim != 1:
-        raise TFScenesError(f"expected a mono waveform (samples,) or (samples, channels), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise TFScenesError("the waveform holds NaN or Inf samples")
-    return x if int(sample_rate) == int(target) else resample_audio(x, int(sample_rate), int(target))
+    return waveform_at(waveform, sample_rate, target)
 
 
 class Model:
@@ -202,7 +195,6 @@ def build(name: str, **config):
 def features(name, waveform, sample_rate: int) -> np.ndarray:
     """Features of a named feature config (tf_scenes.features.FEATURE_CONFIGS) for one waveform,
     resampled to the config's rate first."""
-    from .features import extract, get_feature_config
+    from .features import features_of
 
-    cfg = get_feature_config(name)
-    return extract(cfg, _resample(waveform, sample_rate, cfg.sample_rate))
+    return features_of(name, waveform, sample_rate)

@@ -421,6 +421,21 @@ def resample_audio(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(x, sr_in, sr_out, quality="HQ").astype(np.float32)
 
 
+def waveform_at(waveform, sample_rate: int, target: int) -> np.ndarray:
+    """An in-memory waveform as the readers return files: float32 mono ((samples, channels) is
+    down-mixed), checked finite, resampled from `sample_rate` to `target` (soxr, as read_audio)."""
+    from .errors import TFScenesError
+
+    x = np.asarray(waveform, np.float32)
+    if x.ndim == 2:  # (samples, channels): down-mix as the readers do
+        x = x.mean(axis=1)
+    if x.ndim != 1:
+        raise TFScenesError(f"expected a mono waveform (samples,) or (samples, channels), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise TFScenesError("the waveform holds NaN or Inf samples")
+    return x if int(sample_rate) == int(target) else resample_audio(x, int(sample_rate), int(target))
+
+
 def write_audio(path, x: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
     """Write audio atomically (temporary name, then rename). x: (samples,) or (samples, channels)."""
     import soundfile as sf

@@ -78,9 +78,9 @@ def add_arguments(parser) -> None:
                         help="with --format dcase: the frame output to detect events in (default: the only one)")
     parser.add_argument("--median-filter", type=float, default=0.0, metavar="SECONDS",
                         help="with --format dcase: median filter of each class's frame scores over SECONDS "
-                             "before thresholding (default 0: none)")
+                             "before thresholding (default: 0.0, none)")
     parser.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
-                        help="with --format dcase: drop events shorter than SECONDS (default 0: keep all)")
+                        help="with --format dcase: drop events shorter than SECONDS (default: 0.0, keep all)")
 
 
 def load_export(export_dir: Path):

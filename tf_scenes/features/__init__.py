@@ -62,9 +62,17 @@ class _CallableModule(types.ModuleType):
     ``tf_scenes.features(name, waveform, sample_rate)`` (:func:`tf_scenes.api.features`)."""
 
     def __call__(self, name, waveform, sample_rate: int):
-        from ..api import features
+        return features_of(name, waveform, sample_rate)
 
-        return features(name, waveform, sample_rate)
+
+def features_of(name, waveform, sample_rate: int):
+    """Features of a named feature config (FEATURE_CONFIGS) for one in-memory waveform, resampled
+    to the config's rate first."""
+    from ..audio import waveform_at
+    from .frontend import extract
+
+    cfg = get_feature_config(name)
+    return extract(cfg, waveform_at(waveform, sample_rate, cfg.sample_rate))
 
 
 sys.modules[__name__].__class__ = _CallableModule
