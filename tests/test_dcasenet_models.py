@@ -47,7 +47,7 @@ def small_tasks():
 
 def test_v3_parameter_count_matches_released_code(full_models):
     m = full_models["v3"]
-    assert count_parameters(m) == 13_882_920                       # spec / PyTorch convention
+    assert count_parameters(m) == 13_882_920                       # the released PyTorch model's count
     # Keras also counts BN moving mean/variance: 4,608 BN channels x 2 more.
     assert m.count_params() == 13_892_136
     assert count_parameters(m, include_bn_moving=True) == 13_892_136

@@ -1,6 +1,6 @@
 """The TensorFlow feature front-end against the papers' reference recipes (librosa / scipy / numpy).
 
-Parity tolerance: max abs difference <= 1e-3 after each spec's scaling (float32).
+Parity tolerance: max abs difference <= 1e-3 after each feature config's scaling (float32).
 """
 
 import re

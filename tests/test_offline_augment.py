@@ -1,4 +1,4 @@
-"""Two-stage offline augmentations on short synthetic signals (specs/two_stage_asc.md)."""
+"""Two-stage offline augmentations (Hu et al. 2021, Sec. 3.2) on short synthetic signals."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@
 * `features`, `saliency`, `export` and `predict` turn bad --out paths, unknown layers and unreadable
   exports into one `tf-scenes CMD: error: ...` line and exit code 2.
 
-The guarantees are listed in docs/reliability.md ("Run folders and exports", "Trust").
+The guarantees are listed in docs/reliability.md ("Run folders, model cards and exports", "Trust").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scene + event remix (weak_sed.md "Data") on tiny synthetic FSDKaggle2018 / TAU folders."""
+"""Scene + event remix (docs/weak_sed.md, "What runs") on tiny synthetic FSDKaggle2018 / TAU folders."""
 
 import json
 import shutil

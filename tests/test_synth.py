@@ -206,8 +206,9 @@ def test_parallel_recordings_share_the_scene(tiny):
 
 
 def test_asc_full_plan_has_the_real_counts():
-    """specs/datasets.md: train a 10,215 + 750 per b, c, s1-s3; evaluate 330 per device; files per
-    device a 14,400, others 1,080; 23,040 in all."""
+    """The real TAU 2020 Mobile development set (fold1 csvs and the set's README): train a 10,215 +
+    750 per b, c, s1-s3; evaluate 330 per device; files per device a 14,400, others 1,080; 23,040
+    in all."""
     from tf_scenes.synth import asc
 
     segs = asc.plan(asc.SIZES["full"], SEED)

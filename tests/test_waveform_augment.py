@@ -1,5 +1,5 @@
 """Online (TensorFlow) two-stage augmentations against the offline numpy ones, seeds, partners and
-the tf.data helper (pipelines/waveform_augment.py; specs/two_stage_asc.md, offline augmentations).
+the tf.data helper (pipelines/waveform_augment.py; Hu et al. 2021, Sec. 3.2).
 
 Every equivalence test feeds both implementations the same drawn values (ratio, RIR, curve, rate,
 semitones, noise draw, partner and factors) and compares the waveforms by their SNR,

@@ -57,7 +57,7 @@ def test_2apae_outputs(apae, x_full):
     np.testing.assert_allclose(out["time_attention"].sum(-1), 1.0, atol=1e-5)
     assert (out["clip"] >= 0).all() and (out["clip"] <= 1).all()
     assert (out["reconstruction"] >= 0).all()  # the reference decoder ends in ReLU -> avg pool
-    # The two steps are what the spec says they are.
+    # The two steps are the paper's two-step attention pooling (sum of presence x attention).
     np.testing.assert_allclose(out["first_step"], (out["freq_presence"] * out["freq_attention"]).sum(-1),
                                atol=1e-5)
     np.testing.assert_allclose(out["clip"], np.clip((out["time_presence"] * out["time_attention"]).sum(-1),

@@ -1,4 +1,5 @@
-"""Readers for the real on-disk dataset formats (specs/datasets.md).
+"""Readers for the real on-disk dataset formats, as the datasets' own documentation describes them
+(each module names its dataset's page).
 
 No TensorFlow here: each reader returns frozen dataclass records (paths + labels) and raises
 :class:`~tf_scenes.errors.DataFormatError` naming the file and line on bad input.

@@ -1,6 +1,6 @@
 """ESC-50 and a generic folder-per-class format with a fine -> coarse class map.
 
-ESC-50 on disk::
+ESC-50 on disk (https://github.com/karolpiczak/ESC-50)::
 
     audio/{fold}-{clip}-{take}-{target}.wav   5 s, 44.1 kHz mono
     meta/esc50.csv    filename,fold,target,category,esc10,src_file,take

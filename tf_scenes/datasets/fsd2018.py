@@ -1,6 +1,6 @@
 """FSDKaggle2018 (DCASE 2018 Task 2): single-label event clips used as weak-SED event sources.
 
-On disk::
+On disk (the dataset's page, https://zenodo.org/record/2552860)::
 
     audio_train/*.wav   44.1 kHz, 16-bit mono
     train.csv           fname,label,manually_verified    (comma-separated, verified is 0 or 1)

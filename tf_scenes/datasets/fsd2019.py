@@ -1,6 +1,6 @@
 """FSDKaggle2019 audio tagging (DCASE 2019 Task 2).
 
-On disk (see specs/datasets.md)::
+On disk (the dataset's page, https://zenodo.org/record/3612637)::
 
     train_curated/*.wav   4,970 clips, 44.1 kHz, 16-bit mono, 0.3-30 s
     train_noisy/*.wav

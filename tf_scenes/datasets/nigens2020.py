@@ -1,6 +1,6 @@
 """TAU-NIGENS Spatial Sound Events 2020, development set (DCASE 2020 Task 3).
 
-On disk (see specs/datasets.md)::
+On disk (the dataset's README, https://zenodo.org/record/4064792)::
 
     foa_dev/      600 wav, 4 channels (first-order ambisonics), 24 kHz, 16-bit, 60 s
     mic_dev/      600 wav, 4 channels (tetrahedral mic array)

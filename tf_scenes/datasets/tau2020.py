@@ -1,6 +1,6 @@
 """TAU Urban Acoustic Scenes 2020 Mobile, development set (DCASE 2020 Task 1a).
 
-On disk (see specs/datasets.md)::
+On disk (the dataset's README, https://zenodo.org/record/3819968)::
 
     TAU-urban-acoustic-scenes-2020-mobile-development/
       audio/{scene}-{city}-{location}-{segment}-{device}.wav   23,040 clips, 10 s, 44.1 kHz, 24-bit
@@ -27,7 +27,8 @@ from ..errors import DataFormatError
 from .common import (LoadReport, RowPaths, apply_missing, check_disjoint, check_label, check_missing_mode,
                      check_unique, read_table)
 
-# Scene classes in the order of the spec / DCASE task description.
+# Scene classes in the order of the DCASE 2020 Task 1 description
+# (https://dcase.community/challenge2020/task-acoustic-scene-classification).
 SCENES = ("airport", "shopping_mall", "metro_station", "street_pedestrian", "public_square",
           "street_traffic", "tram", "bus", "metro", "park")
 # The published score files (two-stage paper code) order the 10 classes alphabetically, which is
@@ -281,6 +282,6 @@ def parallel_groups(records) -> dict[str, dict[str, AscRecord]]:
 
 
 def scene_index(scene: str, alphabetical: bool = False) -> int:
-    """Class index of a scene in spec order (or alphabetical order, as in the published scores)."""
+    """Class index of a scene in ``SCENES`` order (or alphabetical order, as in the published scores)."""
     order = SCENES_ALPHABETICAL if alphabetical else SCENES
     return order.index(scene)

@@ -11,7 +11,7 @@ import numpy as np
 from ..features.config import FeatureConfig
 
 FEATURES = FeatureConfig(
-    # dcasenet.md, Features (and the authors' preprocess.py / dataloaders.py): pre-emphasis
+    # The authors' preprocess.py / dataloaders.py (https://github.com/Jungjee/DcaseNet): pre-emphasis
     # x[n+1] - 0.97 x[n] on the whole clip (N-1 samples), torchaudio MelSpectrogram(24000,
     # n_fft=2048, win_length=960 periodic Hamming, hop 480, centred reflect, 128 HTK mels 0-12 kHz,
     # no norm, power 2), ln with floor 1e-7, per-band standardisation over time (torch.std:
@@ -25,7 +25,7 @@ FEATURES = FeatureConfig(
 
 
 def reference(y: np.ndarray, sr: int = 24000) -> np.ndarray:
-    """Jung et al. 2021 (dcasenet.md, Features; the authors' preprocess.py): pre-emphasis
+    """Jung et al. 2021 (the authors' preprocess.py): pre-emphasis
     x[1:] - 0.97 x[:-1]; torchaudio MelSpectrogram(24000, n_fft 2048, win 960 periodic Hamming,
     hop 480, centred reflect, 128 HTK mels 0-12 kHz, no norm, power 2), written with librosa
     (same framing and filters); ln with floor 1e-7; per-band standardisation over time with the

@@ -64,10 +64,10 @@ choices below (our counts next to the paper's):
   Breakdown: ConvBlocks 37,696 / 221,696 / 885,760 / 3,540,992; ASC 961,418; BiGRU 493,056;
   SED block 1,327,118; TAG block 1,394,768.
 
-Initialisation (spec and code): he_uniform for conv and dense kernels, zero biases, BN gamma ~
-N(1, 0.02), beta 0 (applied to every BN here); GRUs keep Keras defaults (glorot-uniform input
-kernel, orthogonal recurrent kernel, zero biases).  BN momentum 0.9 / epsilon 1e-5 are PyTorch's
-0.1 / 1e-5.
+Initialisation (models/DcaseNet.py of the authors' code, https://github.com/Jungjee/DcaseNet):
+he_uniform for conv and dense kernels, zero biases, BN gamma ~ N(1, 0.02), beta 0 (applied to every
+BN here); GRUs keep Keras defaults (glorot-uniform input kernel, orthogonal recurrent kernel, zero
+biases).  BN momentum 0.9 / epsilon 1e-5 are PyTorch's 0.1 / 1e-5.
 
 Multi-task training: :func:`build_task_models` returns per-task models sharing one set of layers,
 so each task's batch runs only the layers its outputs depend on (the code's

@@ -11,16 +11,17 @@ import numpy as np
 from ..features.config import FeatureConfig
 
 FEATURES = FeatureConfig(
-    # raw_waveform_asc.md, Input: 16 kHz, 5 s clips, 2 s windows chunked with 0.5 s overlap
-    # (hop 1.5 s -> 3 windows per clip), pre-emphasis 0.97 (length-keeping form), then mean
-    # normalisation (mean subtraction) per window -> (3, 32000, 1).
+    # Abrol & Sharma 2020 (no public code): 16 kHz, "2 s raw inputs chunked from 5 s long audio
+    # signals with an overlap of 0.5 s" (hop 1.5 s -> 3 windows per clip), pre-emphasis 0.97
+    # (length-keeping form), then mean normalisation (mean subtraction) per window
+    # -> (3, 32000, 1).
     name="raw", kind="raw", sample_rate=16000, clip_samples=80_000, pre_emphasis=0.97,
     pre_emphasis_mode="same", window_seconds=2.0, hop_seconds=1.5, mean_normalise=True,
 )
 
 
 def reference(y: np.ndarray, sr: int = 16000) -> np.ndarray:
-    """Abrol & Sharma 2020 input (raw_waveform_asc.md, Input): 5 s clip, pre-emphasis 0.97
+    """Abrol & Sharma 2020 input (as the paper describes it): 5 s clip, pre-emphasis 0.97
     (y[0] = x[0]), 2 s windows every 1.5 s (0.5 s overlap), mean removed per window.
     Returns (3, 32000, 1)."""
     y = np.asarray(y, np.float64)[:5 * sr]

@@ -9,10 +9,11 @@ Layout written under ``root`` (= ``.../TAU-urban-acoustic-scenes-2020-mobile-dev
     evaluation_setup/fold1_test.csv      filename (LF)
     SYNTHETIC_DATASET.json
 
-Structure (specs/datasets.md): every segment is recorded by device a; some segments are recorded
-at the same time by b, c, s1-s3 (training and evaluation) and s4-s6 (evaluation only), i.e.
-parallel recordings share ``{scene}-{city}-{location}-{segment}``.  Training and evaluation use
-disjoint locations (the real split is by location).  Device a dominates training.
+Structure (as the real set's README, https://zenodo.org/record/3819968, describes it): every
+segment is recorded by device a; some segments are recorded at the same time by b, c, s1-s3
+(training and evaluation) and s4-s6 (evaluation only), i.e. parallel recordings share
+``{scene}-{city}-{location}-{segment}``.  Training and evaluation use disjoint locations (the real
+split is by location).  Device a dominates training.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ class AscSize:
 SIZES = MappingProxyType({
     "tiny": AscSize(train_a=20, train_other=2, eval_per_device=2, train_locations=2, eval_locations=1),
     "small": AscSize(train_a=700, train_other=60, eval_per_device=40, train_locations=10, eval_locations=4),
-    # Real counts (specs/datasets.md): train a 10,215, b-s3 750 each; evaluate 330 per device;
-    # per device overall: a 14,400, others 1,080.
+    # Real counts (the real set's README and its fold1 csvs): train a 10,215, b-s3 750 each;
+    # evaluate 330 per device; per device overall: a 14,400, others 1,080.
     "full": AscSize(train_a=10215, train_other=750, eval_per_device=330, train_locations=26,
                     eval_locations=10,
                     device_totals={"a": 14400, **{d: 1080 for d in DEVICES[1:]}}),

@@ -1,7 +1,7 @@
 """`tf-scenes audit-fusion`: recompute the published two-stage result from its own score files.
 
-The two-stage paper's public code ships its final ensemble scores (specs/two_stage_asc.md, "Audit
-fact"):
+The two-stage paper's public code (https://github.com/MihawkHu/DCASE2020_task1, folders task1a/10class and
+task1a/3class) ships its final ensemble scores:
 
 * ``two_stage_scores_10class.txt``: 10-class ensemble (ResNet + FCNN + fsFCNN), one row per clip in
   the order of ``tau2020_fold1_evaluate.csv``, columns = scenes in alphabetical order;

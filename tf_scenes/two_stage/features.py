@@ -11,9 +11,11 @@ import numpy as np
 from ..features.config import FeatureConfig
 
 FEATURES = FeatureConfig(
-    # two_stage_asc.md, Features: 44.1 kHz, first 441,000 samples, 2048/1024 Hann centred (reflect),
-    # 128 HTK mels 0-22050 without area norm, power 2, ln(S + 1e-8), per-clip min-max, deltas
-    # without padding: 431 -> 427 -> 423 frames -> (423, 128, 3).
+    # The authors' task1a/10class/extr_feat_2020_nodelta_scaled.py and the deltas of their
+    # train_*.py (https://github.com/MihawkHu/DCASE2020_task1): 44.1 kHz, first 441,000 samples,
+    # 2048/1024 Hann centred (reflect), 128 HTK mels 0-22050 without area norm, power 2,
+    # ln(S + 1e-8), per-clip min-max, deltas without padding: 431 -> 427 -> 423 frames
+    # -> (423, 128, 3).
     name="two_stage", sample_rate=44100, clip_samples=441_000, n_fft=2048, hop_length=1024,
     window="hann", center=True, pad_mode="reflect", power=2, n_mels=128, fmin=0.0, fmax=22050.0,
     mel_scale="htk", mel_norm=None, log="ln", log_offset=1e-8, scaling="minmax_clip",
@@ -31,10 +33,10 @@ def numpy_deltas(x: np.ndarray) -> np.ndarray:
 
 
 def reference(y: np.ndarray, sr: int = 44100) -> np.ndarray:
-    """Hu et al. 2021 (two_stage_asc.md, Features): librosa melspectrogram (n_fft 2048, hop 1024,
-    Hann, centred; pad_mode "reflect", the librosa default of the reference code's time), 128 HTK
-    mels 0-22050, no norm, power 2; ln(S + 1e-8); per-clip min-max; deltas without padding.
-    Returns (423, 128, 3) for 10 s."""
+    """Hu et al. 2021 (the authors' extr_feat_2020_nodelta_scaled.py): librosa melspectrogram
+    (n_fft 2048, hop 1024, Hann, centred; pad_mode "reflect", the librosa default of the reference
+    code's time), 128 HTK mels 0-22050, no norm, power 2; ln(S + 1e-8); per-clip min-max; deltas
+    without padding. Returns (423, 128, 3) for 10 s."""
     import librosa
 
     y = np.asarray(y, np.float32)[:441_000]

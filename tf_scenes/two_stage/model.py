@@ -41,10 +41,12 @@ CLASS_CONV = "class_conv"
 CLASS_MAP = "class_map"
 OUTPUT = "probs"
 
-# Defaults of the reference code (spec "Models"): (dropout, L2 weight decay) per architecture.
+# Defaults of the authors' code (https://github.com/MihawkHu/DCASE2020_task1, task1a/*/{resnet,fcnn,fsfcnn}/):
+# (dropout, L2 weight decay) per architecture.
 # The reference trains the FCNNs with wd=0 ("nowd" experiments) and the ResNet with wd=1e-3.
 _ARCH_DEFAULTS = MappingProxyType({"resnet": (0.0, 1e-3), "fcnn": (0.3, 0.0), "fsfcnn": (0.5, 0.0)})
-# ResNet base widths: 48 for the 10-class model, 24 for the 3-class model (spec "ResNet").
+# ResNet base widths: 48 for the 10-class model, 24 for the 3-class model (num_filters in the
+# authors' task1a/10class/resnet/train_resnet.py and task1a/3class/resnet/train_resnet.py).
 _RESNET_BASE = MappingProxyType({10: 48, 3: 24})
 # FCNN widths before the x channels multiplier; fsFCNN widths (no multiplier).
 _FCNN_WIDTHS = (48, 96, 192)
@@ -170,7 +172,7 @@ class ZeroChannelPad(layers.Layer):
 
 
 # --------------------------------------------------------------------------------------------
-# ResNet with two frequency paths (spec "ResNet, two frequency paths")
+# ResNet with two frequency paths (after McDonnell & Gao, ICASSP 2020; the authors' resnet/resnet.py)
 # --------------------------------------------------------------------------------------------
 
 def preact_unit(x, filters, name, cfg, kernel=3, strides=1, affine=False, relu=True):
@@ -229,7 +231,7 @@ def build_resnet(cfg: TwoStageModelConfig | None = None) -> keras.Model:
 
 
 # --------------------------------------------------------------------------------------------
-# FCNN and fsFCNN (spec "FCNN", "fsFCNN")
+# FCNN and fsFCNN (the authors' task1a/10class/fcnn/fcnn_att.py and fsfcnn/fsfcnn_att.py)
 # --------------------------------------------------------------------------------------------
 
 def conv_bn_relu(x, filters, name, cfg, kernel=3, strides=1, padding="same"):

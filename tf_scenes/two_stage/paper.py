@@ -45,7 +45,8 @@ TABLE2 = (
              ("2stage_ensemble",)),
 )
 
-# Table 3: augmentation ablation on the 10-class ResNet (names only; the spec gives no numbers).
+# Table 3: augmentation ablation on the 10-class ResNet (row names only; its numbers are not recorded
+# here, so its paper cells stay empty).
 TABLE3 = (
     PaperRow("base", "ResNet, base", None),
     PaperRow("specaugment", "+ SpecAugment", None),

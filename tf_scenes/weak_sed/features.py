@@ -11,8 +11,9 @@ import numpy as np
 from ..features.config import FeatureConfig
 
 FEATURES = FeatureConfig(
-    # weak_sed.md, Features (Kong et al.'s LogMelExtractor): 32 kHz, scipy.signal.spectrogram with
-    # np.hamming(2048) (symmetric), noverlap 1024, mode="magnitude" (density scaling, fs=1), no
+    # Kong et al.'s LogMelExtractor (utils/features.py of
+    # https://github.com/qiuqiangkong/sed_time_freq_segmentation): 32 kHz, scipy.signal.spectrogram
+    # with np.hamming(2048) (symmetric), noverlap 1024, mode="magnitude" (density scaling, fs=1), no
     # padding -> 311 frames for 10 s; librosa.filters.mel(32000, 2048, 64, fmin=50, fmax=16000)
     # (Slaney scale, Slaney area norm); ln(x + 1e-8). The z-score with training-fold statistics
     # is not part of the front-end: see tf_scenes.features.normalization.
@@ -24,7 +25,7 @@ FEATURES = FeatureConfig(
 
 
 def reference(y: np.ndarray, sr: int = 32000) -> np.ndarray:
-    """Kong et al.'s LogMelExtractor as used by Deshmukh et al. 2021 (weak_sed.md, Features):
+    """Kong et al.'s LogMelExtractor as used by Deshmukh et al. 2021 (Kong's utils/features.py):
     scipy.signal.spectrogram(window=np.hamming(2048), nperseg 2048, noverlap 1024, detrend=False,
     mode="magnitude") @ librosa.filters.mel(sr, 2048, 64, fmin=50, fmax=16000) (Slaney scale and
     norm), ln(x + 1e-8). Returns (311, 64, 1) for 10 s (before the training-set z-score)."""

@@ -1,17 +1,20 @@
 """Weakly supervised sound event detection: 2APAE and its baselines (Deshmukh, Raj & Singh,
 Interspeech 2021, "Improving weakly supervised sound event detection with self-supervised auxiliary
-tasks").
+tasks").  "The reference" below is the authors' PyTorch code,
+https://github.com/soham97/MTL_Weakly_labelled_audio_data (models.py, models_extension.py,
+train_helper.py).
 
 Every model takes standardised log-mel features ``(batch, frames, n_mels)`` = ``(batch, 311, 64)``
 (time-major, as the reference) and returns a dict with at least ``"clip"``: ``(batch, classes)``
 clip-level probabilities.
 
 * ``build_2apae``: encoder (4 Blocks) -> 1x1 class map -> two-step attention pooling (frequency,
-  then time), plus an auxiliary decoder that reconstructs the input (weak_sed.md "Model").
+  then time), plus an auxiliary decoder that reconstructs the input (the reference's
+  ``MTL_SEDNetwork``).
 * ``build_vggish_pooling``: the VGG-ish baselines of Kong et al. (GMP, GAP, GWRP)
-  (weak_sed.md "Model", baselines).
+  (the reference's ``VggishGMP`` / ``VggishGAP`` / ``VggishGWRP``).
 * ``build_dilated_attention``: dilated 5x5 CNN with clamped attention pooling
-  (weak_sed.md "Model", baselines).
+  (the reference's ``AttrousCNN_2DAttention``).
 
 Layout.  Convolutions run channels-last ``(batch, time, freq, channels)``.  The class map and the
 attention maps are returned channels-first ``(batch, classes, time, freq)`` like the reference, so
@@ -75,7 +78,8 @@ class WeakSedConfig:
     model: "2apae" (the paper's model), "gap" / "gmp" / "gwrp" (VGG-ish baselines) or
         "dilated_attention" (dilated CNN baseline).
     n_classes: event classes (41 for FSDKaggle2018).
-    frames, n_mels: input size; 311 x 64 for 10 s at 32 kHz, hop 1024 (spec "Features").  The
+    frames, n_mels: input size; 311 x 64 for 10 s at 32 kHz, window 2048, hop 1024, no padding,
+        64 mel bands (the paper's features, from Kong et al.'s sed_time_freq_segmentation).  The
         2APAE's time attention is Dense(frames -> frames), so frames is fixed.
     alpha: weight of the reconstruction loss (used by the trainer; paper Table 2: 0, 0.001, 0.1).
     width: multiplier on every convolution width (1.0 = the paper's models); the decoder's last
@@ -260,8 +264,8 @@ def _torch_dense(units, name, fan_in):
 
 def attention_step(x, name, clip=False):
     """One attention pooling step over the last axis (size n): p = sigmoid(Dense_c(x)),
-    a = softmax(Dense_a(x)) over that axis, out = sum(p * a) (weak_sed.md "Model": two-step
-    attention pooling).
+    a = softmax(Dense_a(x)) over that axis, out = sum(p * a) (one step of the two-step attention
+    pooling, the reference's ``DualStageAttention``).
 
     Returns (out, p, a); out has the last axis removed.
     """
@@ -296,7 +300,7 @@ def _check_model(cfg, model):
 
 @register("weak_sed_2apae", config=WeakSedConfig)
 def build_2apae(cfg: WeakSedConfig | None = None) -> keras.Model:
-    """2APAE: CNN encoder, two-step attention pooling, auxiliary decoder (weak_sed.md "Model").
+    """2APAE: CNN encoder, two-step attention pooling, auxiliary decoder (``MTL_SEDNetwork``).
 
     Outputs (dict):
       clip: (batch, classes) clip probabilities in [0, 1].
@@ -348,8 +352,8 @@ def vggish_bottleneck(x, cfg: WeakSedConfig):
 
 def build_vggish_pooling(cfg: WeakSedConfig) -> keras.Model:
     """VGG-ish baseline with global max / average / weighted rank pooling of the sigmoid class
-    map (weak_sed.md "Model", baselines, after Kong et al. 2018).  Outputs: clip (b, classes), class_map
-    (b, classes, t, f)."""
+    map (the reference's ``Vggish*`` baselines, after Kong et al. 2018).  Outputs: clip (b, classes),
+    class_map (b, classes, t, f)."""
     if cfg.model not in ("gap", "gmp", "gwrp"):
         raise ConfigError(f"build_vggish_pooling got model={cfg.model!r}")
     inputs, x = _inputs(cfg)
@@ -382,7 +386,7 @@ def build_gwrp(cfg: WeakSedConfig | None = None) -> keras.Model:
 @register("weak_sed_dilated_attention", config=WeakSedConfig)
 def build_dilated_attention(cfg: WeakSedConfig | None = None) -> keras.Model:
     """Dilated CNN (5x5 convs, dilation 1/2/4, widths 64/128/256) with attention pooling clamped
-    to [0.1, 0.9] (weak_sed.md "Model", baselines; reference ``AttrousCNN_2DAttention``).
+    to [0.1, 0.9] (the reference's ``AttrousCNN_2DAttention``).
 
     Attention: sigmoid 1x1 conv (kernel initialised to zero, so it starts uniform); values:
     log-softmax over classes of a 1x1 conv; clip = sigmoid(pooled values).
@@ -419,7 +423,7 @@ def build_weak_sed(cfg: WeakSedConfig) -> keras.Model:
 # --------------------------------------------------------------------------------------------
 
 def weak_sed_loss(alpha: float = 0.001, reconstruction: bool = True) -> dict:
-    """Loss of the paper (weak_sed.md "Training"):
+    """Loss of the paper (and of the reference's ``train_epoch`` in train_helper.py):
     BCE(clip, weak labels) + alpha * MSE(reconstruction, input).
 
     Returns keyword arguments for ``model.compile``::
@@ -449,8 +453,9 @@ def count_trainable_params(layers_or_model) -> int:
 
 
 def parameter_split(model: keras.Model) -> dict[str, int]:
-    """Trainable parameters of the 2APAE's parts (spec: encoder 1,172,640; class conv 10,537;
-    decoder 581,805; attention 202,384), grouped by layer-name prefix (``PARTS``)."""
+    """Trainable parameters of the 2APAE's parts (at width 1, as the reference's
+    ``MTL_SEDNetwork``: encoder 1,172,640; class conv 10,537; decoder 581,805; attention 202,384),
+    grouped by layer-name prefix (``PARTS``)."""
     out = {}
     for part, prefix in PARTS.items():
         out[part] = count_trainable_params([lay for lay in model.layers if lay.name.startswith(prefix)])

@@ -1,5 +1,6 @@
-"""Scene + event remix for weakly supervised SED (weak_sed.md "Data"; Deshmukh et al. 2021,
-after Kong et al.'s ``create_mixture_yaml.py`` / ``create_mixed_audio.py``).
+"""Scene + event remix for weakly supervised SED (Deshmukh et al. 2021, after Kong et al.'s
+``utils/create_mixture_yaml.py`` / ``utils/create_mixed_audio.py`` in
+https://github.com/qiuqiangkong/sed_time_freq_segmentation).
 
 Events are FSDKaggle2018's manually verified clips, dealt into ``n_folds`` folds by a seeded
 shuffle.  Each mixture is 10 s of one acoustic scene with 3 events of one fold at 0.5, 3.0 and

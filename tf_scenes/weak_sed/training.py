@@ -1,5 +1,5 @@
-"""Training pieces of the weak-SED study (Deshmukh et al., Interspeech 2021; weak_sed.md
-"Features" and "Training").
+"""Training pieces of the weak-SED study (Deshmukh et al., Interspeech 2021; the authors' main.py
+and train_helper.py, https://github.com/soham97/MTL_Weakly_labelled_audio_data).
 
 * :func:`standardize` (TensorFlow) / :func:`standardize_array` (numpy): per-band z-score with
   training statistics, dropping the channel axis: ``(..., frames, mels, 1) -> (..., frames, mels)``,
@@ -53,8 +53,8 @@ def standardize_array(x, mean, std, std_floor: float = 1e-8) -> np.ndarray:
 def inputs_and_targets(mean, std, reconstruction: bool):
     """A tf.data map ``(x, y) -> (x_std, targets)`` for ``weak_sed_loss``.
 
-    targets: ``{"clip": y}``, plus ``"reconstruction": x_std`` (the standardised input, weak_sed.md
-    "Training") when the model has a decoder.
+    targets: ``{"clip": y}``, plus ``"reconstruction": x_std`` (the standardised input, the
+    reconstruction target of the paper's loss) when the model has a decoder.
     """
 
     def fn(x, y):
