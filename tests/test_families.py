@@ -165,3 +165,74 @@ def test_every_json_file_written_is_strict(family, tiny_study, study_root):
     s = tiny_study(family)
     assert_strict_json_files(s.out)  # tables, metrics, cards, trainer states: no NaN / Infinity
     assert_strict_json_files(study_root / "cache")
+
+
+def _relabel(obj, label_of):
+    """A copy of a study's prepared data whose every DataLabel is ``label_of(old)``."""
+    import dataclasses
+
+    from tf_scenes.datasets.provenance import DataLabel
+
+    if isinstance(obj, DataLabel):
+        return label_of(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: _relabel(getattr(obj, f.name), label_of) for f in dataclasses.fields(obj)
+                   if f.name == "label" or f.name == "tasks"}
+        return dataclasses.replace(obj, **changes) if changes else obj
+    if isinstance(obj, dict):
+        return {k: _relabel(v, label_of) for k, v in obj.items()}
+    return obj
+
+
+@pytest.mark.parametrize("direction", ["real", "synthetic"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tables_and_figures_state_the_data_truthfully(family, direction, tiny_study, tmp_path, monkeypatch):
+    """The label comes from the dataset folder alone (tf_scenes.datasets.provenance.describe): a
+    real-format folder without SYNTHETIC_DATASET.json is called real in every table, study field
+    and figure title, and a synthetic folder (wherever it lies) synthetic, with no profile text
+    saying otherwise."""
+    import re
+    import shutil
+
+    import matplotlib.figure
+
+    from tf_scenes.datasets import provenance
+    from tf_scenes.experiments.study import RunResult, StudyEnv
+
+    s = tiny_study(family)
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    if direction == "synthetic":
+        (folder / provenance.MARKER).write_text(json.dumps({"size": "tiny", "seed": 0}))
+    data = _relabel(_data(s), lambda old: provenance.describe("Some dataset", folder))
+    out = tmp_path / "study"
+    shutil.copytree(s.out, out)
+    figures: list[list[str]] = []  # the titles of each figure the report saves
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *a, **k):
+        texts = [fig._suptitle.get_text()] if fig._suptitle else []
+        figures.append([t for t in texts + [ax.get_title() for ax in fig.axes] if t])
+        return real_savefig(fig, *a, **k)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    results = {r.name: RunResult(r, out / "runs" / r.name, json.loads((out / "runs" / r.name / "metrics.json")
+                                                                         .read_text()), reused=True)
+               for r in s.study.plan(s.cfg, _data(s))}
+    report = s.study.report(s.cfg, data, results, StudyEnv(out, s.cache, s.study, s.cfg)) or {}
+    doc = json.loads((s.out / "study.json").read_text())
+    assert report and doc["tables"]
+    claims_synthetic = re.compile(r"synthetic(?! by default)", re.I)
+    for name in doc["tables"]:
+        table = json.loads((out / f"{name}.json").read_text())
+        md = (out / f"{name}.md").read_text()
+        assert table["synthetic"] is (direction == "synthetic") and table["data_kind"] == direction
+        if direction == "real":
+            assert table["banner"] == "" and not claims_synthetic.search(md), md[:400]
+        else:
+            assert table["banner"] == provenance.SYNTHETIC_BANNER and "SYNTHETIC" in md
+    assert figures, "the report drew no figure"
+    for titles in figures:  # every figure says which data it shows, and never claims otherwise
+        assert any(f"{direction} data" in t for t in titles), titles
+        if direction == "real":
+            assert not any(claims_synthetic.search(t) for t in titles), titles
