@@ -2,7 +2,7 @@
 at several sizes of TAU-format synthetic data, fitted against size and extrapolated to the real
 TAU Urban Acoustic Scenes 2020 Mobile fold 1 (13,965 training + 2,970 evaluation clips).
 
-    python -m bench.run --out bench --only scale          # make bench-scale (~20 min on 2 cores)
+    python -m bench.run --out bench --only scale          # make bench-scale (35 min on 2 busy cores)
     BENCH_SCALE_SIZES=500,1000,2000 BENCH_SCALE_ROOT=/tmp/scale python -m bench.run --out bench --only scale
 
 Sizes are counts of listed clips (fold1_train + fold1_evaluate) of a synthetic set with the real
@@ -30,18 +30,25 @@ peak memory is its own), all with the paper profile's config and the study's own
   a step's cost does not depend on the size of the set): 20 training steps of the full-width
   10-class model on batches of ``TRAIN_BATCH`` examples of the training input (read first, so the
   steps are timed alone), compiled as the study compiles it, and the validation prediction per
-  clip.  An epoch at the real size is then (examples per epoch) x (CPU seconds per example): on
-  the CPU a step's cost is close to proportional to its batch (no idle vector units to fill).
+  clip, then one step at ``MEMORY_BATCH`` examples: the peak memory at the study's batch (32) is
+  extrapolated linearly from the peaks after the small and this step.  An epoch at the real size is then (examples
+  per epoch) x (CPU seconds per example at the small batch): on the CPU a step's cost is close to
+  proportional to its batch (no idle vector units to fill).
 
 Measured per stage: wall seconds, CPU seconds of the stage's process tree (its own rusage and that
 of the children it waited for, or the sum of every process seen in the tree when larger: the
 generator's workers belong to a fork server), bytes the stage added to the disk, peak RSS sampled
 over the process tree every 0.2 s (total, anonymous, file-backed: pages of the memory-mapped
 cache count as file-backed, which the kernel can drop), and the load average.  Each stage's cost
-is fitted against size (least squares, ``a + b n`` with its R^2; a power law ``c n^k`` is fitted
-too and named when it fits better) and extrapolated to the real size.  What offline mode writes at
-the real size is also counted from the paper config (copies x bytes per copy), as a check on the
-extrapolation of the disk stages.
+is fitted against its unit (listed clips; the copies for ``offline_augment``, the feature rows for
+``offline_features``) by least squares, ``a + b n`` with its R^2 (a power law ``c n^k`` too, named
+when it fits better), and evaluated at the unit's real count (:func:`real_counts`: counted from the
+paper config, as are the steps and validation clips of an epoch): linearly where the slope is
+measured, else as an upper bound (time, bytes) or the largest peak (memory), see :func:`at_size`.
+What offline mode writes at the real size is also counted (copies x bytes per copy), as a check.
+The measurements are saved after every stage (``BENCH_SCALE_ROOT/measured.json``): started again
+with the same root, an interrupted section keeps its completed sizes and the room bank.
+``python -m bench.scale --report bench/scale.json`` redoes the fits and the report from the JSON.
 """
 
 from __future__ import annotations
@@ -65,22 +72,24 @@ REAL_CLIPS = REAL_TRAIN + REAL_EVAL
 # The real set's listed clips per device (specs/datasets.md): device A's training clips, each
 # other training device's (b, c, s1-s3), the evaluation clips of each of the 9 devices.
 REAL_COUNTS = {"train_a": 10215, "train_other": 750, "eval_per_device": 330}
-# Listed clips per measured size (as generated: 32, 60, 115). Offline augmentation writes ~3.3
-# copies per listed clip at ~0.4 CPU s each, so the largest size keeps the section near 30 min on
-# 2 cores shared with other work (and ~15 on idle ones).
-SIZES = (30, 60, 120)
-QUICK_SIZES = (24, 40)
+# Listed clips per measured size (as generated: 26, 43, 86). Offline augmentation writes ~2.7
+# copies per listed clip at ~0.25 CPU s each: the largest size keeps the section near 40 min on
+# 2 cores shared with other work (load ~15), ~10 on idle ones.
+SIZES = (20, 40, 80)
+QUICK_SIZES = (16, 24)
 TRAIN_STEPS, QUICK_TRAIN_STEPS = 20, 1
 # Batches of the training input timed after the first (the steady rate; an epoch is extrapolated).
-EPOCH_BATCHES, QUICK_EPOCH_BATCHES = 6, 1
+EPOCH_BATCHES, QUICK_EPOCH_BATCHES = 3, 1
 # Examples per timed training step (the study trains on 32): small enough for 20 full-width steps
 # of each model to take minutes on a CPU; the per-example cost is what is extrapolated (on a CPU a
 # small batch costs at least as much per example as a large one: an upper bound).
 TRAIN_BATCH = 2
 # Stop timing a model's steps after this many seconds (at least 3 steps): a bound on a busy machine.
-TRAIN_MAX_S = 300.0
+TRAIN_MAX_S = 120.0
+# The batch of the one extra step whose peak memory, with the small batch's, gives the study's.
+MEMORY_BATCH = 8
 QUICK_WIDTH = 0.125
-VAL_PREDICT_CLIPS = 64
+VAL_PREDICT_CLIPS = 8
 STAGES = ("generate", "features", "room_bank", "online_setup", "online_epoch", "offline_augment", "offline_features",
           "offline_epoch", "models", "train_resnet", "train_fcnn")
 # Which stages make up each mode's data path and training epoch (the rest is shared or not in it).
@@ -175,7 +184,7 @@ def stage_room_bank(root: Path, n: int, quick: bool) -> dict:
     from tf_scenes.pipelines import waveform_augment as wa
 
     cfg = _config(root, "online", quick)
-    aug_dir = _env(root, cfg).cache_dir / "augment"
+    aug_dir = root / "rooms"  # never a cache hit: the bank is built here, then shared by every size
     aug_dir.mkdir(parents=True, exist_ok=True)
     wcfg = wa.WaveAugmentConfig(rir_bank_size=cfg.augment.rir_bank_size, rir_bank_seed=cfg.augment.seed)
     bank = wa.rir_bank(wcfg.rir_bank_size, wcfg.rt60_range, wcfg.sample_rate, wcfg.rir_bank_seed, aug_dir)
@@ -296,7 +305,8 @@ def stage_models(root: Path, n: int, quick: bool) -> dict:
         runs[name] = {"model": key, "bytes": 2 * m["weights_bytes"] + m["last_checkpoint_bytes"]}
     return {"width": _width(quick), "models": per_model, "runs": runs,
             "runs_bytes": sum(r["bytes"] for r in runs.values()),
-            "augment": {"kinds": len(_kinds(cfg)), "fraction": cfg.augment.fraction, "mode": cfg.augment.mode}}
+            "augment": {"kinds": len(_kinds(cfg)), "fraction": cfg.augment.fraction, "mode": cfg.augment.mode,
+                        "val_fraction": cfg.data.val_fraction, "batch_size": cfg.train.batch_size}}
 
 
 def _train(root: Path, arch: str, quick: bool) -> dict:
@@ -344,6 +354,16 @@ def _train(root: Path, arch: str, quick: bool) -> dict:
         k = min(VAL_PREDICT_CLIPS, len(data.val.records))
         val = make_eval_dataset(data.val.features[:k], batch_size=t.eval_batch_size)
         _, pred_s, pred_cpu = _timed(lambda: model.predict(val, verbose=0))
+        # Peak memory grows with the batch (activations): one step at MEMORY_BATCH after the small
+        # ones, and the peak at the study's batch extrapolated linearly from the two peaks (a step
+        # at 32 would cost ~16 small steps); its time includes tracing the new shape.
+        hwm_small = _vm_hwm()
+        tb = dataclasses.replace(cfg.train, batch_size=MEMORY_BATCH)
+        (xb, yb), = list(plan.train_dataset(spec, data, tb, 0).take(1))
+        (big_loss, _), big_w, big_c = _timed(lambda: model.train_on_batch(xb, yb))
+        hwm_big = _vm_hwm()
+    per_example = max(0, hwm_big - hwm_small) / (MEMORY_BATCH - TRAIN_BATCH)
+    at_study = hwm_small + per_example * (cfg.train.batch_size - TRAIN_BATCH)
     steady_w, steady_c = walls[1:], cpus[1:]
     return {"model": name, "width": mrun.width, "params": int(model.count_params()),
             "batch_shape": list(batches[0][0].shape), "read_batches_s": read_s, "read_batches_cpu_s": read_cpu,
@@ -353,7 +373,27 @@ def _train(root: Path, arch: str, quick: bool) -> dict:
             "step_cpu_s_per_example": round(sum(steady_c) / len(steady_c) / int(batches[0][0].shape[0]), 5),
             "step_s": steady_w, "step_cpu_s": steady_c, "losses_finite": bool(np.all(np.isfinite(losses))),
             "val_predict_clips": k, "val_predict_s_per_clip": round(pred_s / max(k, 1), 4),
-            "val_predict_cpu_s_per_clip": round(pred_cpu / max(k, 1), 4)}
+            "val_predict_cpu_s_per_clip": round(pred_cpu / max(k, 1), 4),
+            "memory_batch": int(xb.shape[0]), "memory_batch_step_s": round(big_w, 3),
+            "memory_batch_step_cpu_s": round(big_c, 3),
+            "memory_batch_cpu_s_per_example": round(big_c / int(xb.shape[0]), 5),
+            "memory_batch_loss_finite": bool(np.isfinite(float(big_loss))),
+            "peak_rss_bytes_small_batch": hwm_small, "peak_rss_bytes_memory_batch": hwm_big,
+            "study_batch": cfg.train.batch_size, "peak_rss_bytes_study_batch_estimate": int(at_study)}
+
+
+def _vm_hwm() -> int:
+    """This process's peak resident set size in bytes (VmHWM, Linux; ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def stage_train_resnet(root: Path, n: int, quick: bool) -> dict:
@@ -522,7 +562,36 @@ def fit(xs, ys) -> dict:
     if "power" in out and out["power"]["rel_rms"] < 0.9 * out["linear"]["rel_rms"]:
         better = "power"
     out["better"] = better
+    out["points"] = [[float(a_), float(b_)] for a_, b_ in zip(x, y)]
     return out
+
+
+# A slope counts as measured when the fit explains the points (R^2 >= MIN_R2) and rises; memory
+# also needs a rise of MEMORY_NOISE_BYTES over the measured sizes (the peaks of a TensorFlow
+# process move by ~0.1 GB from run to run).
+MIN_R2 = 0.8
+MEMORY_NOISE_BYTES = 0.1 * GB
+
+
+def at_size(f: dict, x: float, metric: str = "cpu_s") -> tuple[float, str]:
+    """(value, method) of a fit at `x`: ``linear`` where the slope is measured (see MIN_R2); else,
+    for memory, ``constant`` (the largest peak measured: nothing in the process grew with the
+    size beyond the noise) and, for time and bytes, ``bound``: the largest value measured plus the
+    steepest slope the spread of the measurements allows, (max y - min y) / (max n - min n), over
+    the rest of the way to `x` (the fixed costs hid the slope; an upper bound)."""
+    pts = f["points"]
+    lin = f["linear"]
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    rise = lin["b"] * (max(xs) - min(xs))
+    measured = lin["b"] > 0 and lin["r2"] >= MIN_R2
+    if metric.startswith("peak_"):
+        if measured and rise >= MEMORY_NOISE_BYTES:
+            return max(0.0, predict(f, x)), "linear"
+        return max(ys), "constant"
+    if measured:
+        return max(0.0, predict(f, x)), "linear"
+    steepest = max(lin["b"], (max(ys) - min(ys)) / (max(xs) - min(xs)))
+    return max(ys) + steepest * max(0.0, x - max(xs)), "bound"
 
 
 def _r2(y, pred) -> float:
@@ -556,14 +625,45 @@ def listed_clips(stages: dict, size) -> int:
         return int(size)
 
 
+# What a stage's cost is proportional to, where not the listed clips: the augmented copies it
+# writes, the feature rows it computes (clips + copies).  At small sizes the share of device-A
+# training clips, and so of copies, differs from the real set's (minimum counts per device, whole
+# locations held out), so these stages are fitted against their own unit.
+STAGE_UNITS = {"offline_augment": "copies", "offline_features": "rows"}
+
+
+def stage_unit(stages: dict, size, stage: str) -> int:
+    """The amount of work of `stage` at a measured size, in its unit (:data:`STAGE_UNITS`)."""
+    unit = STAGE_UNITS.get(stage)
+    if unit:
+        return int(stages[str(size)][stage]["result"][unit])
+    return listed_clips(stages, size)
+
+
+def real_counts(cfg_counts: dict | None) -> dict:
+    """The real fold 1's counts under the paper profile, from the config: listed clips, training and
+    validation clips (``val_fraction`` of the training clips, held out by location), augmented
+    copies (every kind on the chosen share of the device-A training clips), feature rows of the
+    offline cache (clips + copies), examples and steps of an epoch (training clips + copies, in
+    batches of ``batch_size``)."""
+    c = {"kinds": 6, "fraction": 1.0, "val_fraction": 0.1, "batch_size": 32, **(cfg_counts or {})}
+    train = round(REAL_TRAIN * (1 - c["val_fraction"]))
+    chosen = round(REAL_COUNTS["train_a"] * (1 - c["val_fraction"]) * c["fraction"])
+    copies = chosen * c["kinds"]
+    examples = train + copies
+    return {"listed": REAL_CLIPS, "train": train, "val": REAL_TRAIN - train, "device_a_chosen": chosen,
+            "copies": copies, "rows": REAL_CLIPS + copies, "epoch_examples": examples,
+            "epoch_steps": -(-examples // c["batch_size"]), "batch_size": c["batch_size"]}
+
+
 def fit_stages(stages: dict) -> dict:
     """{stage: {metric: fit}} over the sizes each stage was measured at (``stages[size][stage]``),
-    against the listed clips generated at each size; stages measured at fewer than two sizes are
-    left out."""
+    against the stage's unit at each size (:func:`stage_unit`: listed clips as generated, or its
+    copies / rows); stages measured at fewer than two sizes are left out."""
     by_stage: dict[str, dict[int, dict]] = {}
     for size, per in stages.items():
         for stage, m in per.items():
-            by_stage.setdefault(stage, {})[listed_clips(stages, size)] = m
+            by_stage.setdefault(stage, {})[stage_unit(stages, size, stage)] = m
     out = {}
     for stage, per_size in by_stage.items():
         if len(per_size) < 2:
@@ -571,12 +671,6 @@ def fit_stages(stages: dict) -> dict:
         xs = sorted(per_size)
         out[stage] = {metric: fit(xs, [per_size[x][metric] for x in xs]) for metric in METRICS}
     return out
-
-
-def _fit_counts(stages: dict, stage: str, key: str):
-    """A linear fit of a count the stage reports (e.g. online_epoch's 'steps') against size."""
-    pts = sorted((listed_clips(stages, s), per[stage]["result"][key]) for s, per in stages.items() if stage in per)
-    return fit([p[0] for p in pts], [p[1] for p in pts]) if len(pts) >= 2 else None
 
 
 def _train_entry(stages: dict, stage: str) -> dict | None:
@@ -588,8 +682,10 @@ def _train_entry(stages: dict, stage: str) -> dict | None:
     mean = (lambda key: sum(g["result"][key] for g in got) / len(got))  # noqa: E731
     return {"step_cpu_s_per_example": mean("step_cpu_s_per_example"), "step_cpu_s": mean("step_cpu_s_mean"),
             "step_s": mean("step_s_mean"), "val_predict_cpu_s_per_clip": mean("val_predict_cpu_s_per_clip"),
-            "peak_rss_bytes": max(g["peak_rss_bytes"] for g in got),
-            "peak_anon_bytes": max(g["peak_anon_bytes"] for g in got), "sizes": len(got)}
+            "peak_rss_bytes": max(max(g["peak_rss_bytes"], g["result"].get("peak_rss_bytes_study_batch_estimate", 0))
+                                  for g in got),
+            "peak_anon_bytes": max(max(g["peak_anon_bytes"], g["result"].get("peak_rss_bytes_study_batch_estimate", 0))
+                                   for g in got), "sizes": len(got)}
 
 
 def _epoch_entry(stages: dict, stage: str) -> dict | None:
@@ -604,8 +700,8 @@ def offline_count(stages: dict, cfg_counts: dict | None = None) -> dict | None:
     """What offline mode writes at the real size, counted rather than fitted: (augmented copies)
     x (bytes of one copy's wav file + one feature row).  Copies: every kind of the paper profile
     (`kinds`) on every device-A training clip left after the validation split (``fraction`` 1.0),
-    i.e. ``kinds x train_a x (1 - val_share)``, with the validation share measured at the largest
-    size; bytes per wav file and per feature row as measured."""
+    i.e. ``kinds x train_a x (1 - val_fraction)`` (:func:`real_counts`); bytes per wav file
+    (at the largest size) and per feature row as measured."""
     sized = [(listed_clips(stages, s), per) for s, per in stages.items()
              if "offline_augment" in per and "features" in per]
     if not sized or not cfg_counts:
@@ -613,16 +709,14 @@ def offline_count(stages: dict, cfg_counts: dict | None = None) -> dict | None:
     _, per = max(sized, key=lambda p: p[0])
     copies_small = per["offline_augment"]["result"]["copies"]
     wav_bytes = per["offline_augment"]["bytes_written"] / max(1, copies_small)
-    clips = per["features"]["result"]["clips"]
     shape = per["features"]["result"]["shape"]
     row_bytes = 4
     for d in shape[1:]:
         row_bytes *= int(d)
     kinds = cfg_counts["kinds"]
-    train_share = clips["train"] / max(1, clips["train"] + clips["val"])
-    chosen = round(REAL_COUNTS["train_a"] * train_share * cfg_counts["fraction"])
-    copies = chosen * kinds
-    return {"kinds": kinds, "device_a_train_clips": chosen, "train_share_after_val_split": round(train_share, 4),
+    rc = real_counts(cfg_counts)
+    chosen, copies = rc["device_a_chosen"], rc["copies"]
+    return {"kinds": kinds, "device_a_train_clips": chosen,
             "copies": copies, "wav_bytes_per_copy": round(wav_bytes), "feature_bytes_per_row_float32": row_bytes,
             "wav_gb": _gb(copies * wav_bytes), "copy_features_gb": _gb(copies * row_bytes),
             "clip_features_gb": _gb(REAL_CLIPS * row_bytes),
@@ -630,34 +724,42 @@ def offline_count(stages: dict, cfg_counts: dict | None = None) -> dict | None:
 
 
 def extrapolate(stages: dict, x: float = REAL_CLIPS, runs_bytes: int | None = None,
-                cfg_counts: dict | None = None) -> dict:
+                cfg_counts: dict | None = None, float16: dict | None = None) -> dict:
     """Disk, peak RSS and CPU hours at `x` listed clips for both augmentation modes.
 
     Per mode: ``disk_gb`` (GB beyond the dataset: the data path's bytes from their linear fits plus
-    the runs' checkpoints, `runs_bytes`, every model run of the profile), ``peak_rss_gb`` (largest
+    the runs' checkpoints, `runs_bytes`, every model run of the profile; each stage's fit is
+    evaluated at its unit's real count, :func:`real_counts`), ``peak_rss_gb`` (largest
     RSS of any process of the data path or of training; file-backed pages of the memory-mapped
     cache included) and ``peak_anon_gb`` (without them: what must fit in RAM), ``hours_cpu`` with
     ``data_path`` (the mode's stages, :data:`DATA_PATH`, once) and ``train_epoch_resnet`` /
     ``train_epoch_fcnn`` (one epoch of the 10-class model: the mode's input pipeline for an epoch,
-    its fit; the training steps, examples per epoch x measured CPU seconds per example; the
-    validation prediction, fitted validation clips x CPU seconds per clip).  The training
+    its first batch and steady CPU seconds per batch x the epoch's steps; the training steps,
+    examples per epoch x measured CPU seconds per example; the validation prediction, validation
+    clips x CPU seconds per clip; steps and clips counted from the config, :func:`real_counts`).  The training
     process's RSS is the training stage's plus the input pipeline's (both in one process; an upper
-    bound, the TensorFlow runtime is counted twice).  ``parts`` holds every term."""
+    bound, the TensorFlow runtime is counted twice).  ``parts`` holds every term.  With `float16`
+    (:func:`float16_cache`), ``disk_gb_float16_cache``: the same with the feature caches stored in
+    float16 (their bytes x the measured ratio)."""
     fits = fit_stages(stages)
-    steps = _fit_counts(stages, "online_epoch", "steps") or _fit_counts(stages, "offline_epoch", "steps")
-    val = _fit_counts(stages, "online_epoch", "val_clips") or _fit_counts(stages, "offline_epoch", "val_clips")
-    batch = next((per[s]["result"]["study_batch_size"] for per in stages.values() for s in EPOCH_INPUT.values()
-                  if s in per and "study_batch_size" in per[s]["result"]), 32)
+    rc = real_counts(cfg_counts)
+    scale_x = x / REAL_CLIPS  # other sizes than the real one (tests): counts in proportion
+    units = {"copies": rc["copies"] * scale_x, "rows": rc["rows"] * scale_x}
+    batch = rc["batch_size"]
     train = {a: _train_entry(stages, s) for s, a in TRAIN_ARCHS.items()}
-    n_steps = predict(steps, x) if steps else None
-    n_val = predict(val, x) if val else None
+    n_steps = rc["epoch_steps"] * scale_x
+    n_val = rc["val"] * scale_x
     out: dict = {"clips": int(x), "train_clips": REAL_TRAIN, "eval_clips": REAL_EVAL,
-                 "epoch_steps": round(n_steps) if n_steps else None, "batch_size": batch,
-                 "val_clips": round(n_val) if n_val else None}
+                 "counts": rc if scale_x == 1 else None,
+                 "epoch_steps": round(n_steps), "batch_size": batch, "val_clips": round(n_val)}
+
+    methods: dict = {}
 
     def at(stage, metric):
         if stage in fits:
-            return max(0.0, predict(fits[stage][metric], x))
+            value, how = at_size(fits[stage][metric], units.get(STAGE_UNITS.get(stage), x), metric)
+            methods.setdefault(stage, {})[metric] = how
+            return value
         once = [per[stage][metric] for per in stages.values() if stage in per]
         return float(once[0]) if stage in CONSTANT_STAGES and once else None
 
@@ -694,7 +796,11 @@ def extrapolate(stages: dict, x: float = REAL_CLIPS, runs_bytes: int | None = No
             "peak_anon_gb": max((e["anon"] for e in every if e["anon"] is not None), default=None),
             "hours_cpu": hours,
             "parts": {"disk_gb": disk_parts, "peak_rss_gb": rss_parts, "hours_cpu": hours_parts}}
+        if float16:
+            cache_gb = _sum(disk_parts.get(k) for k in ("features", "offline_features"))
+            out[mode]["disk_gb_float16_cache"] = round(disk - cache_gb * (1 - float16["ratio"]), 3)
     out["offline_count"] = offline_count(stages, cfg_counts)
+    out["methods"] = methods
     return out
 
 
@@ -764,73 +870,130 @@ def run(out_dir: Path, repeats: int = 1, quick: bool = False) -> dict:
     import shutil
     import tempfile
 
+    from tf_scenes.io_utils import atomic_write_json
+
     from .common import load_average
 
     sizes = sorted(_env_list("BENCH_SCALE_SIZES", QUICK_SIZES if quick else SIZES))
-    train_sizes = set(_env_list("BENCH_SCALE_TRAIN_SIZES", (sizes[0],)))
+    train_sizes = set(_env_list("BENCH_SCALE_TRAIN_SIZES", (sizes[-1],)))
     base = Path(os.environ.get("BENCH_SCALE_ROOT") or tempfile.mkdtemp(prefix="bench-scale-"))
     base.mkdir(parents=True, exist_ok=True)
     keep = os.environ.get("BENCH_SCALE_KEEP") == "1"
+    # Measurements so far (BENCH_SCALE_ROOT/measured.json): a run interrupted and started again
+    # with the same root keeps every size it completed and its size-independent stages.
+    done_path = base / "measured.json"
+    done = json.loads(done_path.read_text()) if done_path.exists() else {}
     stages: dict[str, dict] = {}
     rooms = base / "room_bank"
     loads = []
     t0 = time.perf_counter()
+
+    def runs_at(stage: str, n: int) -> bool:
+        if stage in TRAIN_ARCHS:
+            return n in train_sizes
+        if stage == "room_bank":  # before online_setup, which reads the bank
+            return n == sizes[0]
+        if stage == "models":
+            return n == sizes[-1]
+        return True
+
     for n in sizes:
-        root = base / f"n{n}"
-        if root.exists():
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
-        per = {}
-        try:
-            for stage in STAGES:
-                if stage in TRAIN_ARCHS and n not in train_sizes:
-                    continue
-                if stage in CONSTANT_STAGES and n != sizes[0]:
-                    if stage == "room_bank":  # the same rooms at every size: reuse the first size's bank
+        wanted = [s for s in STAGES if runs_at(s, n)]
+        per = dict(done.get(str(n), {}))
+        if not all(s in per for s in wanted):  # an incomplete size is measured again (its data is gone)
+            per = {s: m for s, m in per.items() if s in CONSTANT_STAGES}
+        todo = [s for s in wanted if s not in per]
+        if todo:
+            root = base / f"n{n}"
+            if root.exists():
+                shutil.rmtree(root)
+            root.mkdir(parents=True)
+            try:
+                for stage in todo:
+                    if stage == "online_setup":  # the same rooms at every size (the room_bank stage's)
                         _copy_files(rooms, root / "cache" / "augment")
-                    continue
-                log.info("scale: size %d, stage %s", n, stage)
-                m = run_stage(stage, root, n, quick)
-                if stage == "room_bank":
-                    _copy_files(root / "cache" / "augment", rooms, pattern="rir_bank-*")
-                per[stage] = _stage_record(m)
-                loads += m["load_1min_samples"]
-                log.info("scale: size %d, stage %s: %.1f s wall, %.1f s CPU, %.3f GB written, peak RSS %.2f GB "
-                         "(anon %.2f)", n, stage, m["wall_s"], m["cpu_s"], m["bytes_written"] / GB,
-                         m["peak_rss_bytes"] / GB, m["peak_anon_bytes"] / GB)
-        finally:
-            if not keep:
-                shutil.rmtree(root, ignore_errors=True)
-        stages[str(n)] = per
-    models = next((per["models"]["result"] for per in stages.values() if "models" in per), None)
-    measured = {s: {k: v for k, v in per.items() if k != "models"} for s, per in stages.items()}
-    real = extrapolate(measured, REAL_CLIPS, runs_bytes=models["runs_bytes"] if models else None,
-                       cfg_counts=models.get("augment") if models else None)
-    fits = fit_stages(measured)
+                    log.info("scale: size %d, stage %s", n, stage)
+                    m = run_stage(stage, root, n, quick)
+                    if stage == "room_bank":
+                        _copy_files(root / "rooms", rooms, pattern="rir_bank-*")
+                    per[stage] = _stage_record(m)
+                    done[str(n)] = per
+                    atomic_write_json(done_path, done)
+                    loads += m["load_1min_samples"]
+                    log.info("scale: size %d, stage %s: %.1f s wall, %.1f s CPU, %.3f GB written, peak RSS %.2f GB "
+                             "(anon %.2f)", n, stage, m["wall_s"], m["cpu_s"], m["bytes_written"] / GB,
+                             m["peak_rss_bytes"] / GB, m["peak_anon_bytes"] / GB)
+            finally:
+                if not keep:
+                    shutil.rmtree(root, ignore_errors=True)
+        stages[str(n)] = {s: per[s] for s in wanted}
     res = {
         "measured": ("wall and CPU seconds, bytes written and peak RSS of each stage of the two-stage paper "
                      "profile's data path and training input at several sizes of synthetic TAU data, fitted "
                      "against size and extrapolated to the real fold 1"),
         "quick": quick, "commit": _commit(), "sizes_measured": sizes, "train_sizes": sorted(train_sizes),
-        "size_unit": "listed clips (fold1_train + fold1_evaluate)", "stages": stages, "fits": fits,
-        "models": models, "real_size": real, "budget": budget(real),
+        "size_unit": "listed clips (fold1_train + fold1_evaluate)", "stages": stages,
         "load_average": _load_summary(loads, load_average()), "total_s": round(time.perf_counter() - t0, 1),
         "data_root": str(base), "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    if os.environ.get("BENCH_SCALE_FLOAT16", "1") == "1":
+        res["float16_cache"] = float16_cache(base / "float16", quick)
     from .common import machine_info
 
     res["machine"] = machine_info()
     res["machine"]["cores"] = res["machine"]["cpus_usable"]
     res["machine"]["load_average_during_run"] = res["load_average"]
-    res["summary_md"] = summary_markdown(res)
-    from tf_scenes.io_utils import atomic_write_text
-
-    atomic_write_text(Path(out_dir) / "scale.md", scale_markdown(res))
-    plot(res, Path(out_dir) / "scale.png")
+    finish(res, Path(out_dir))
+    done_path.unlink(missing_ok=True)
     if not keep:
         shutil.rmtree(rooms, ignore_errors=True)
         with _suppress():
             base.rmdir()  # empty unless the caller put other things there
     return res
+
+
+def finish(res: dict, out_dir: Path) -> dict:
+    """Fits, extrapolation, budget and summary of the measured stages in `res` (in place); writes
+    scale.md and scale.png into `out_dir`."""
+    from tf_scenes.io_utils import atomic_write_text
+
+    stages = res["stages"]
+    models = next((per["models"]["result"] for per in stages.values() if "models" in per), None)
+    measured = {s: {k: v for k, v in per.items() if k != "models"} for s, per in stages.items()}
+    res["models"] = models
+    res["fits"] = fit_stages(measured)
+    res["real_size"] = extrapolate(measured, REAL_CLIPS, runs_bytes=models["runs_bytes"] if models else None,
+                                   cfg_counts=models.get("augment") if models else None,
+                                   float16=res.get("float16_cache"))
+    res["budget"] = budget(res["real_size"])
+    res["summary_md"] = summary_markdown(res)
+    atomic_write_text(Path(out_dir) / "scale.md", scale_markdown(res))
+    plot(res, Path(out_dir) / "scale.png")
+    return res
+
+
+def float16_cache(root: Path, quick: bool, clips: int = 8) -> dict:
+    """The float16 feature cache against the float32 one on `clips` synthetic TAU clips of 10 s:
+    bytes of each array file and the largest and mean absolute difference of the features."""
+    import numpy as np
+
+    from tf_scenes.features import get_feature_config
+    from tf_scenes.pipelines.cache import cached_features
+    from tf_scenes.synth import asc
+
+    asc.generate(root / "data", "scaled", seed=1, progress=False, size_override=scaled_size(24))
+    paths = sorted((root / "data" / "audio").glob("*.wav"))[:clips]
+    cfg = get_feature_config("two_stage")
+    f32 = cached_features(paths, cfg, root / "f32", progress=False)
+    f16 = cached_features(paths, cfg, root / "f16", progress=False, dtype="float16")
+    err = np.abs(f16.astype(np.float32) - f32)
+    b32, b16 = (sum(p.stat().st_size for p in (root / d).glob("*.npy")) for d in ("f32", "f16"))
+    out = {"clips": len(paths), "float32_bytes": b32, "float16_bytes": b16, "ratio": round(b16 / b32, 4),
+           "max_abs_error": float(err.max()), "mean_abs_error": float(err.mean()),
+           "value_range": [float(f32.min()), float(f32.max())]}
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
+    return out
 
 
 def _copy_files(src: Path, dst: Path, pattern: str = "*") -> None:
@@ -899,13 +1062,20 @@ def fit_table(res: dict) -> str:
         c = f["cpu_s"]
         rows.append([stage, f"{c['linear']['a']:.3g} + {c['linear']['b']:.3g} n", f"{c['linear']['r2']:.3f}",
                      f"{c['power']['c']:.3g} n^{c['power']['k']:.2f}" if "power" in c else "-", c["better"],
-                     _fmt(predict(c, REAL_CLIPS) / 3600),
+                     *_at_cell(res, stage, f, "cpu_s", 3600),
                      f"{f['bytes_written']['linear']['b'] / 1e6:.3g}" if f["bytes_written"]["linear"]["b"] else "0",
                      f"{f['bytes_written']['linear']['r2']:.3f}",
-                     _fmt(max(0.0, predict(f["bytes_written"], REAL_CLIPS)) / GB),
-                     _fmt(max(0.0, predict(f["peak_anon_bytes"], REAL_CLIPS)) / GB)])
-    return md_table(["stage", "CPU s = a + b n", "R^2", "power law", "better", f"CPU h at {REAL_CLIPS:,}",
-                     "MB written per clip", "R^2", f"GB written at {REAL_CLIPS:,}", "peak anon GB"], rows)
+                     *_at_cell(res, stage, f, "bytes_written", GB), *_at_cell(res, stage, f, "peak_anon_bytes", GB)])
+    return md_table(["stage (n: its unit)", "CPU s = a + b n", "R^2", "power law", "better", "CPU h at the real size",
+                     "how", "MB written per unit", "R^2", "GB written at the real size", "how",
+                     "peak anon GB at the real size", "how"], rows)
+
+
+def _at_cell(res: dict, stage: str, f: dict, metric: str, scale: float) -> list:
+    rc = res["real_size"].get("counts") or real_counts(None)
+    unit = STAGE_UNITS.get(stage)
+    value, how = at_size(f[metric], rc[unit] if unit else REAL_CLIPS, metric)
+    return [_fmt(value / scale), how]
 
 
 def real_table(res: dict) -> str:
@@ -945,6 +1115,15 @@ def budget_verdict(res: dict) -> str:
     off = real["offline"]
     cnt = real.get("offline_count") or {}
     ok = "**holds**" if b["ok"] else "**does not hold**"
+    f16 = res.get("float16_cache")
+    f16_line = ""
+    if f16:
+        f16_line = (f"\n\nfloat16 feature cache (`--set data.cache_dtype=float16`; measured on {f16['clips']} clips): "
+                    f"{f16['ratio']:.3f} of the float32 bytes, features at most {f16['max_abs_error']:.2e} from the "
+                    f"float32 ones (mean {f16['mean_abs_error']:.1e}; values in [{f16['value_range'][0]:.3g}, "
+                    f"{f16['value_range'][1]:.3g}]); disk at the real size: online "
+                    f"{_fmt(real['online'].get('disk_gb_float16_cache'))} GB, offline "
+                    f"{_fmt(real['offline'].get('disk_gb_float16_cache'))} GB.")
     lines = [
         f"Budget of the paper profile in online mode at the real size (at most {b['disk_gb_limit']:g} GB of disk "
         f"beyond the dataset, {b['ram_gb_limit']:g} GB of RAM): {ok}. Disk {_fmt(b['disk_gb'])} GB "
@@ -954,12 +1133,14 @@ def budget_verdict(res: dict) -> str:
         f"(`np.load(mmap_mode='r')`, never read whole): its pages count in RSS while read or written "
         f"({_fmt(b['ram_total_gb'])} GB with them) but are page cache the kernel drops under memory pressure.",
         "",
-        f"Offline mode does not fit the disk budget: {_fmt(off['disk_gb'])} GB extrapolated"
+        f"Offline mode {'fits' if (off['disk_gb'] or 0) <= b['disk_gb_limit'] else 'does not fit'} the disk "
+        f"budget: {_fmt(off['disk_gb'])} GB extrapolated (wav copies, their features and the clips' in one cache, "
+        f"the runs' checkpoints)"
         + (f"; counted from the config, {cnt['copies']:,} copies ({cnt['kinds']} kinds x "
            f"{cnt['device_a_train_clips']:,} device-A training clips) x ({cnt['wav_bytes_per_copy'] / 1e6:.2f} MB "
            f"of wav + {cnt['feature_bytes_per_row_float32'] / 1e6:.2f} MB of float32 features) + the clips' features "
            f"= {_fmt(cnt['total_gb'])} GB (wav {_fmt(cnt['wav_gb'])}, copies' features {_fmt(cnt['copy_features_gb'])}, "
-           f"clips' features {_fmt(cnt['clip_features_gb'])})." if cnt else "."),
+           f"clips' features {_fmt(cnt['clip_features_gb'])})." if cnt else ".") + f16_line,
     ]
     return "\n".join(lines)
 
@@ -1006,6 +1187,13 @@ def scale_markdown(res: dict) -> str:
         "Linear least squares per stage (R^2 of the fit); a stage with a large intercept (TensorFlow's "
         "start, XLA compilation, the room bank) has a small slope, so its extrapolation is dominated by "
         "the slope measured over a 4x range of sizes.", "",
+        f"n is the listed clips as generated, or for {', '.join(f'{k} its {v}' for k, v in STAGE_UNITS.items())} "
+        f"(at the real size: {(res['real_size'].get('counts') or {}).get('copies', '-'):,} copies, "
+        f"{(res['real_size'].get('counts') or {}).get('rows', '-'):,} rows). how: `linear` where the fit has R^2 >= "
+        f"{MIN_R2} and a rising slope; else `bound` for time and bytes (the largest value measured plus the "
+        f"steepest slope the spread of the measurements allows, (max - min) / (range of n), up to the real "
+        f"count: an upper bound) and `constant` for memory "
+        f"(the largest peak measured, when it did not rise by {MEMORY_NOISE_BYTES / GB:g} GB over the sizes).", "",
         fit_table(res), "",
         "![cost against size](scale.png)", "",
     ]) + "\n"
@@ -1013,40 +1201,50 @@ def scale_markdown(res: dict) -> str:
 
 
 def plot(res: dict, path: Path) -> Path:
-    """Log-log plot of CPU seconds, GB written and peak RSS against size, one line per stage."""
+    """Log-log plot of CPU seconds, GB written and peak anonymous RSS against size (listed clips),
+    one line per stage, and a dotted line from each fitted stage's largest measurement to its
+    extrapolated value at the real size (a single point: a size-independent stage)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    stages = res["stages"]
+    rc = (res.get("real_size") or {}).get("counts") or real_counts(None)
     by_stage: dict[str, list] = {}
-    for size, per in res["stages"].items():
+    for size, per in stages.items():
         for stage, m in per.items():
-            by_stage.setdefault(stage, []).append((int(size), m))
-    panels = (("cpu_s", "CPU seconds", 1.0), ("bytes_written", "GB written", GB), ("peak_anon_bytes",
-              "peak anonymous RSS (GB)", GB))
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
-    xs_all = sorted({int(s) for s in res["stages"]})
+            if stage != "models":
+                by_stage.setdefault(stage, []).append((listed_clips(stages, size), m))
+    panels = (("cpu_s", "CPU time (s)", 1.0), ("bytes_written", "written to disk (GB)", GB),
+              ("peak_anon_bytes", "peak anonymous RSS (GB)", GB))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.6))
+    cmap = plt.get_cmap("tab10")
     for ax, (metric, label, scale) in zip(axes, panels):
-        for stage, pts in sorted(by_stage.items()):
+        for i, (stage, pts) in enumerate(sorted(by_stage.items(), key=lambda kv: STAGES.index(kv[0]))):
             pts = sorted(pts, key=lambda p: p[0])
             ys = [p[1][metric] / scale for p in pts]
             if not any(y > 0 for y in ys):
                 continue
             xs = [p[0] for p in pts]
-            line, = ax.plot(xs, [max(y, 1e-6) for y in ys], "o-", label=stage)
+            color = cmap(i % 10)
+            ax.plot(xs, [max(y, 1e-6) for y in ys], "o-", color=color, label=stage)
             f = res["fits"].get(stage, {}).get(metric)
             if f is not None:
-                grid = [xs_all[0], REAL_CLIPS]
-                ax.plot(grid, [max(predict(f, g) / scale, 1e-6) for g in grid], ":", color=line.get_color())
+                unit = STAGE_UNITS.get(stage)
+                real = at_size(f, rc[unit] if unit else REAL_CLIPS, metric)[0] / scale
+                if real > 0:
+                    ax.plot([xs[-1], REAL_CLIPS], [max(ys[-1], 1e-6), real], ":", color=color)
+                    ax.plot([REAL_CLIPS], [real], "x", color=color)
         ax.axvline(REAL_CLIPS, color="grey", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("size (listed clips; grey line: real fold 1)")
+        ax.set_xlabel(f"size (listed clips; grey line: the real fold 1, {REAL_CLIPS:,})")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Two-stage paper profile: cost against size (dotted: linear fit extrapolated)")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.suptitle("Two-stage paper profile: cost of each stage against size (dotted, x: its value at the real size, "
+                 "bench/scale.md says how)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1058,15 +1256,31 @@ def plot(res: dict, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale", description="one stage of the scale bench")
-    parser.add_argument("--stage", choices=STAGES, required=True)
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--size", type=int, required=True)
-    parser.add_argument("--result", type=Path, required=True)
+    parser = argparse.ArgumentParser(prog="python -m bench.scale",
+                                     description="one stage of the scale bench, or --report: redo the fits, "
+                                                 "extrapolation, scale.md and scale.png of a scale.json")
+    parser.add_argument("--report", type=Path, help="a scale.json: rewrite it and its scale.md / scale.png")
+    parser.add_argument("--stage", choices=STAGES)
+    parser.add_argument("--root", type=Path)
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--result", type=Path)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(".cache/numba").resolve()))
+    if args.report:
+        from tf_scenes.io_utils import atomic_write_json
+
+        res = json.loads(args.report.read_text())
+        if "float16_cache" not in res and os.environ.get("BENCH_SCALE_FLOAT16", "1") == "1":
+            import tempfile
+
+            res["float16_cache"] = float16_cache(Path(tempfile.mkdtemp(prefix="bench-scale-f16-")), res["quick"])
+        finish(res, args.report.parent)
+        atomic_write_json(args.report, res)
+        return 0
+    if None in (args.stage, args.root, args.size, args.result):
+        parser.error("--stage, --root, --size and --result are required without --report")
     fn = globals()[f"stage_{args.stage}"]
     res = fn(args.root, args.size, args.quick)
     args.result.write_text(json.dumps(res, default=str))
