@@ -382,7 +382,8 @@ def _store(out: np.ndarray, batches, errors, cfg: FeatureConfig, *, progress: bo
 
 def _check_half(stored: np.ndarray, batch: np.ndarray, first: int, name) -> None:
     """A float16 row that overflowed (finite in float32, infinite stored) is an error naming its input."""
-    bad = np.isinf(stored).reshape(len(stored), -1).any(axis=1) & np.isfinite(batch).reshape(len(batch), -1).all(axis=1)
+    flat = len(stored), -1
+    bad = np.isinf(stored).reshape(flat).any(axis=1) & np.isfinite(batch).reshape(flat).all(axis=1)
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise AudioError(name(first + j), f"features reach {float(np.abs(batch[j]).max()):.4g}, beyond float16's "

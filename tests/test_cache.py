@@ -126,7 +126,8 @@ def test_float16_cache_halves_bytes_within_half_a_step(tmp_path, clips, monkeypa
         raise AssertionError("recomputed a valid cache")
 
     monkeypatch.setattr(pcache, "_compute", boom)  # both are hits now, each of its own dtype
-    assert pcache.cached_features(clips, "two_stage", tmp_path / "c", progress=False, dtype="float16").dtype == np.float16
+    hit = pcache.cached_features(clips, "two_stage", tmp_path / "c", progress=False, dtype="float16")
+    assert hit.dtype == np.float16
     assert pcache.cached_features(clips, "two_stage", tmp_path / "c", progress=False).dtype == np.float32
 
 
@@ -198,3 +199,25 @@ def test_variable_lengths_need_num_samples(tmp_path, clips):
     feats = pcache.cached_features(clips[:2], "raw", tmp_path / "cache", progress=False)
     assert feats.shape == (2, 3, 32_000, 1)
     np.testing.assert_allclose(feats.mean(axis=2), 0.0, atol=1e-5)
+
+
+def test_two_stage_cache_dtype_setting(monkeypatch):
+    """`data.cache_dtype` of the two-stage study: float32 by default, float16 on request, anything
+    else refused when the config is loaded; a float16 run's config (its reuse key) says so, a
+    float32 run's config is unchanged."""
+    from types import SimpleNamespace
+
+    from tf_scenes.experiments.reproduce import load_study_config
+    from tf_scenes.experiments.two_stage import plan
+
+    cfg32 = load_study_config("two_stage", "paper")
+    cfg16 = load_study_config("two_stage", "paper", overrides=["data.cache_dtype=float16"])
+    assert (cfg32.data.cache_dtype, cfg16.data.cache_dtype) == ("float32", "float16")
+    with pytest.raises(ConfigError, match="cache_dtype"):
+        load_study_config("two_stage", "paper", overrides=["data.cache_dtype=int8"])
+    monkeypatch.setattr(plan, "with_augmentations", lambda data, kinds: SimpleNamespace(records=[]))
+    data = SimpleNamespace(label=SimpleNamespace(text="data"))
+    runs32, runs16 = plan.plan(cfg32, data), plan.plan(cfg16, data)
+    assert len(runs32) == len(runs16) == len(cfg32.models)
+    assert all("cache_dtype" not in r.config for r in runs32)
+    assert all(r.config["cache_dtype"] == "float16" for r in runs16)
