@@ -773,8 +773,8 @@ def extrapolate(stages: dict, x: float = REAL_CLIPS, runs_bytes: int | None = No
         for arch, tr in train.items():
             if tr is None or n_steps is None:
                 continue
-            epoch_cpu[arch] = {"input_pipeline": (rate["first_batch_cpu_s"] + max(0.0, n_steps - 1) * rate["cpu_s_per_batch"]
-                                                  if rate else None),
+            inp_cpu = (rate["first_batch_cpu_s"] + max(0.0, n_steps - 1) * rate["cpu_s_per_batch"]) if rate else None
+            epoch_cpu[arch] = {"input_pipeline": inp_cpu,
                                "training_steps": round(n_steps) * batch * tr["step_cpu_s_per_example"],
                                "validation": (n_val or 0) * tr["val_predict_cpu_s_per_clip"]}
             inp_total, inp_anon = at(inp, "peak_rss_bytes"), at(inp, "peak_anon_bytes")
@@ -1139,7 +1139,8 @@ def budget_verdict(res: dict) -> str:
         + (f"; counted from the config, {cnt['copies']:,} copies ({cnt['kinds']} kinds x "
            f"{cnt['device_a_train_clips']:,} device-A training clips) x ({cnt['wav_bytes_per_copy'] / 1e6:.2f} MB "
            f"of wav + {cnt['feature_bytes_per_row_float32'] / 1e6:.2f} MB of float32 features) + the clips' features "
-           f"= {_fmt(cnt['total_gb'])} GB (wav {_fmt(cnt['wav_gb'])}, copies' features {_fmt(cnt['copy_features_gb'])}, "
+           f"= {_fmt(cnt['total_gb'])} GB (wav {_fmt(cnt['wav_gb'])}, "
+           f"copies' features {_fmt(cnt['copy_features_gb'])}, "
            f"clips' features {_fmt(cnt['clip_features_gb'])})." if cnt else ".") + f16_line,
     ]
     return "\n".join(lines)
