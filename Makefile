@@ -14,7 +14,7 @@ DATA ?=
 DATA_DIR ?= data
 OUT ?=
 
-.PHONY: venv test test-all data bench reproduce-two-stage reproduce-dcasenet reproduce-weak-sed \
+.PHONY: venv test test-all data bench bench-scale reproduce-two-stage reproduce-dcasenet reproduce-weak-sed \
         reproduce-raw-waveform clean
 
 venv: $(STAMP)
@@ -39,6 +39,11 @@ data: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run --out bench
+
+## The two-stage paper profile's data path and training at several sizes, extrapolated to the real
+## TAU set (bench/scale.json, scale.md, scale.png; ~20-40 min on 2 cores).
+bench-scale: $(STAMP)
+	$(PY) -m bench.run --out bench --only scale
 
 reproduce-two-stage: $(STAMP)
 	$(VENV)/bin/tf-scenes reproduce two_stage --profile $(PROFILE) $(if $(DATA),--data $(DATA)) \

@@ -13,7 +13,10 @@ Sections (one module each, ``run(out_dir, repeats, quick) -> dict``):
 * inference: latency and throughput of the exported two-stage SavedModel (quick and full width);
 * augmentation: clips/s of the two-stage audio augmentations online (tf.data, with features) vs the
   offline reference design (per kind and the six-way mix), and the input wait of training on them;
-* synth: CPU per item of every synthetic-data generator and the projected time of the full-size sets.
+* synth: CPU per item of every synthetic-data generator and the projected time of the full-size sets;
+* scale (only with ``--only scale``, ~20-40 min: ``make bench-scale``): the two-stage paper profile's data
+  path and training input at several sizes of synthetic data, extrapolated to the real TAU set
+  (bench/scale.json, bench/scale.md, bench/scale.png).
 
 Each section's result goes to OUT/NAME.json and is merged into OUT/results.json (sections not run
 keep their last result); OUT/results.md gets one short part per section. Every result records the
@@ -39,7 +42,10 @@ SECTIONS = [
     ("inference", "bench.inference:run"),
     ("augmentation", "bench.augmentation:run"),
     ("synth", "bench.synth:run"),
+    ("scale", "bench.scale:run"),
 ]
+# Sections that run only when named with --only (too long for `make bench`).
+ON_REQUEST = {"scale"}
 
 
 def _load_fn(spec: str):
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = machine
     names = []
     for name, spec in SECTIONS:
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (not args.only and name in ON_REQUEST):
             continue
         names.append(name)
         logging.info("bench section %s", name)

@@ -15,8 +15,8 @@ DcaseNet authors' preprocessing); features lie back to back with row offsets.
 
 The cache key is a SHA-256 of the feature config, the target length and the ordered file list
 with each file's size and modification time, so any change (config field, file added, removed,
-reordered or rewritten) gives a new cache. A cache is the pair ``NAME-KEY.npy`` (float32 array,
-written to a temporary name and renamed when complete) and ``NAME-KEY.json`` (config, files,
+reordered or rewritten) gives a new cache. A cache is the pair ``NAME-KEY.npy`` (float32 array, or
+float16 where asked for, written to a temporary name and renamed when complete) and ``NAME-KEY.json`` (config, files,
 shape; written after the array). A cache whose sidecar is missing or disagrees, or whose array
 does not open with the recorded shape and size (truncated, corrupt), is rebuilt, never reused.
 
@@ -53,6 +53,10 @@ from tf_scenes.io_utils import atomic_path, atomic_write_json, ensure_writable_d
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
+# Storage types of the fixed layout (cached_features). float16 halves the file and the pages read
+# per epoch; on [0, 1]-scaled features (two-stage) the rounding is at most 2**-12 (half a float16
+# step below 1.0): 2.4e-4 max abs, measured in bench/scale.md.
+CACHE_DTYPES = ("float32", "float16")
 # Files from which the front-end is XLA-compiled by default (compilation 1-2 s, saves ~1.5 ms a clip).
 XLA_MIN_CLIPS = 1000
 
@@ -80,10 +84,12 @@ def cache_key(paths, feature_cfg, *, num_samples: int | None = None) -> str:
     return _key(cfg, num_samples, _file_records(paths))
 
 
-def _key(cfg: FeatureConfig, num_samples, records, layout: dict | None = None) -> str:
+def _key(cfg: FeatureConfig, num_samples, records, layout: dict | None = None, dtype: str = "float32") -> str:
     doc = {"format": CACHE_FORMAT, "config": config_to_dict(cfg), "num_samples": num_samples, "files": records}
     if layout:  # the ragged and binaural layouts (the fixed layout keeps its historical key)
         doc["layout"] = layout
+    if dtype != "float32":  # float32 caches keep their historical key
+        doc["dtype"] = dtype
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -92,7 +98,7 @@ def cache_paths(cache_dir, cfg: FeatureConfig, key: str, layout: str = "") -> tu
     return base.with_suffix(".npy"), base.with_suffix(".json")
 
 
-def _load_valid(npy: Path, meta_path: Path, key: str):
+def _load_valid(npy: Path, meta_path: Path, key: str, dtype: str = "float32"):
     """(memory-mapped array, sidecar) of a cache if it is complete and matches `key`, else None
     (with a reason logged). Temporaries left by a writer that was killed are removed first."""
     remove_stale_temporaries(npy, meta_path)
@@ -105,8 +111,8 @@ def _load_valid(npy: Path, meta_path: Path, key: str):
         if npy.stat().st_size != meta["file_bytes"]:
             raise ValueError(f"array file holds {npy.stat().st_size} bytes, sidecar says {meta['file_bytes']}")
         arr = np.load(npy, mmap_mode="r", allow_pickle=False)
-        if arr.shape != tuple(meta["shape"]) or arr.dtype != np.float32:
-            raise ValueError(f"array is {arr.dtype} {arr.shape}, sidecar says float32 {tuple(meta['shape'])}")
+        if arr.shape != tuple(meta["shape"]) or arr.dtype != np.dtype(dtype):
+            raise ValueError(f"array is {arr.dtype} {arr.shape}, sidecar says {dtype} {tuple(meta['shape'])}")
         return arr, meta
     except Exception as e:  # any defect means rebuild
         log.warning("feature cache %s is unusable (%s): rebuilding it", npy, e)
@@ -227,7 +233,7 @@ def _featurise(waveforms, cfg: FeatureConfig, batch_size: int, jit_compile: bool
 
 def cached_features(paths, feature_cfg, cache_dir, *, sample_rate: int | None = None, batch_size: int = 16,
                     progress: bool = True, num_samples: int | None = None,
-                    jit_compile: bool | None = None) -> np.ndarray:
+                    jit_compile: bool | None = None, dtype: str = "float32") -> np.ndarray:
     """Features of `paths` (in order) under `feature_cfg`, computed once and memory-mapped.
 
     Args:
@@ -242,9 +248,12 @@ def cached_features(paths, feature_cfg, cache_dir, *, sample_rate: int | None = 
         need it when files differ in length).
       jit_compile: compile the front-end with XLA; None: from ``XLA_MIN_CLIPS`` files on. If XLA
         cannot compile it on this platform, the graph front-end is used (with a warning).
+      dtype: storage type, "float32" or "float16" (half the bytes; features computed in float32 and
+        rounded to the nearest float16; another cache key). A value beyond float16's range is an
+        AudioError naming the file.
 
     Returns:
-      read-only memory-mapped float32 array (N, frames, mel_bands, channels).
+      read-only memory-mapped array (N, frames, mel_bands, channels) of `dtype`.
     """
     cfg = get_feature_config(feature_cfg)
     if sample_rate is not None and sample_rate != cfg.sample_rate:
@@ -254,29 +263,31 @@ def cached_features(paths, feature_cfg, cache_dir, *, sample_rate: int | None = 
         raise ConfigError("cached_features: the file list is empty")
     if batch_size < 1:
         raise ConfigError(f"cached_features: batch_size must be >= 1, got {batch_size}")
+    if dtype not in CACHE_DTYPES:
+        raise ConfigError(f"cached_features: dtype must be one of {list(CACHE_DTYPES)}, got {dtype!r}")
     records = _file_records(paths)
-    key = _key(cfg, num_samples, records)
+    key = _key(cfg, num_samples, records, dtype=dtype)
     npy, meta_path = cache_paths(cache_dir, cfg, key)
-    loaded = _load_valid(npy, meta_path, key)
+    loaded = _load_valid(npy, meta_path, key, dtype)
     if loaded is not None:
         log.info("feature cache hit: %s %s", npy, loaded[0].shape)
         return loaded[0]
     if jit_compile is None:
         jit_compile = len(paths) >= XLA_MIN_CLIPS
     _compute(paths, cfg, npy, meta_path, key, records, batch_size=batch_size, progress=progress,
-             num_samples=num_samples, jit_compile=bool(jit_compile))
+             num_samples=num_samples, jit_compile=bool(jit_compile), dtype=dtype)
     return np.load(npy, mmap_mode="r", allow_pickle=False)
 
 
 def _compute(paths, cfg: FeatureConfig, npy: Path, meta_path: Path, key: str, records, *, batch_size: int,
-             progress: bool, num_samples: int | None, jit_compile: bool) -> None:
+             progress: bool, num_samples: int | None, jit_compile: bool, dtype: str = "float32") -> None:
     from .audio import probe_audio
 
     sources = probe_audio(paths)
     n_in = _example_samples(cfg, sources, num_samples)
     length = n_in if n_in is not None else sources[0].resampled_frames(cfg.sample_rate)
     shape = (len(paths),) + output_shape(cfg, length)
-    nbytes = int(np.prod(shape)) * 4
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     ensure_writable_dir(npy.parent, min_free_bytes=nbytes + 64 * 2**20)
     for stale in (meta_path, npy):  # the sidecar goes first: an array without one is never trusted
         if stale.exists():
@@ -287,7 +298,7 @@ def _compute(paths, cfg: FeatureConfig, npy: Path, meta_path: Path, key: str, re
     # One warning line per kind (resampled, down-mixed, cut, padded, beyond full scale) for the set.
     with _writer_lock(npy), summarised_warnings(f"feature cache {cfg.name}"):
         with atomic_path(npy, suffix=".npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
             try:
                 _fill(out, paths, sources, cfg, n_in, batch_size=batch_size, progress=progress,
                       jit_compile=jit_compile)
@@ -299,7 +310,7 @@ def _compute(paths, cfg: FeatureConfig, npy: Path, meta_path: Path, key: str, re
             del out
         atomic_write_json(meta_path, {
             "format": CACHE_FORMAT, "key": key, "config": config_to_dict(cfg), "num_samples": num_samples,
-            "shape": list(shape), "dtype": "float32", "file_bytes": os.path.getsize(npy),
+            "shape": list(shape), "dtype": dtype, "file_bytes": os.path.getsize(npy),
             "layout": "(examples, frames, mel_bands, channels)", "front_end": {"jit_compile": jit_compile},
             "files": [{"path": p, "bytes": size, "mtime_ns": mtime} for p, size, mtime in records],
         })
@@ -353,7 +364,10 @@ def _store(out: np.ndarray, batches, errors, cfg: FeatureConfig, *, progress: bo
                         check(i, aux)
                 if b.shape[1:] != shape[1:]:
                     raise AudioError(name(i), f"features have shape {b.shape[1:]}, expected {shape[1:]}")
-                out[i:i + len(b)] = b
+                with np.errstate(over="ignore"):  # float16 overflow: _check_half names the file
+                    out[i:i + len(b)] = b
+                if out.dtype == np.float16:
+                    _check_half(out[i:i + len(b)], b, i, name)
                 i += len(b)
                 bar.update(len(b))
         except tf.errors.OpError as e:
@@ -364,6 +378,16 @@ def _store(out: np.ndarray, batches, errors, cfg: FeatureConfig, *, progress: bo
             raise
     if i != shape[0]:
         raise RuntimeError(f"feature pipeline produced {i} examples for {shape[0]} inputs")
+
+
+def _check_half(stored: np.ndarray, batch: np.ndarray, first: int, name) -> None:
+    """A float16 row that overflowed (finite in float32, infinite stored) is an error naming its input."""
+    flat = len(stored), -1
+    bad = np.isinf(stored).reshape(flat).any(axis=1) & np.isfinite(batch).reshape(flat).all(axis=1)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise AudioError(name(first + j), f"features reach {float(np.abs(batch[j]).max()):.4g}, beyond float16's "
+                         f"range ({float(np.finfo(np.float16).max):.0f}): use the float32 cache")
 
 
 def cached_waveform_features(waveforms, count: int, feature_cfg, cache_dir, *, identity: dict, num_samples: int,

@@ -102,6 +102,46 @@ def test_cache_computes_once_and_equals_extract(tmp_path, clips, monkeypatch):
     np.testing.assert_array_equal(again, feats)
 
 
+def test_float16_cache_halves_bytes_within_half_a_step(tmp_path, clips, monkeypatch):
+    """The float16 storage: its own cache (the float32 one is neither replaced nor rekeyed), half the
+    array bytes, every value the float32 value rounded to float16: on [0, 1]-scaled two-stage
+    features at most 2**-12 (half a float16 step just below 1) from it."""
+    f32 = pcache.cached_features(clips, "two_stage", tmp_path / "c", batch_size=2, progress=False)
+    key32 = pcache.cache_key(clips, "two_stage")
+    f16 = pcache.cached_features(clips, "two_stage", tmp_path / "c", batch_size=2, progress=False, dtype="float16")
+    assert isinstance(f16, np.memmap) and f16.dtype == np.float16 and f16.shape == f32.shape
+    npys = {p.name: p for p in (tmp_path / "c").glob("two_stage-*.npy")}
+    assert len(npys) == 2 and f"two_stage-{key32[:24]}.npy" in npys  # float32 keeps its historical key
+    n16, n32 = (np.load(p, mmap_mode="r") for p in sorted(npys.values(), key=lambda p: p.stat().st_size))
+    assert n16.dtype == np.float16 and n32.dtype == np.float32
+    assert n16.nbytes * 2 == n32.nbytes == f32.size * 4
+    err = np.abs(f16.astype(np.float32) - f32)
+    assert float(np.abs(f32).max()) <= 1.0  # log-mel in [0, 1], its deltas in [-1, 1]
+    assert 0.0 < float(err.max()) <= 2.0 ** -12
+    np.testing.assert_array_equal(f16, f32.astype(np.float16))  # round to nearest, nothing else
+    meta = json.loads(next(p for p in npys.values() if p.stat().st_size < n32.nbytes).with_suffix(".json").read_text())
+    assert meta["dtype"] == "float16"
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed a valid cache")
+
+    monkeypatch.setattr(pcache, "_compute", boom)  # both are hits now, each of its own dtype
+    hit = pcache.cached_features(clips, "two_stage", tmp_path / "c", progress=False, dtype="float16")
+    assert hit.dtype == np.float16
+    assert pcache.cached_features(clips, "two_stage", tmp_path / "c", progress=False).dtype == np.float32
+
+
+def test_float16_cache_refuses_bad_dtype_and_overflow(tmp_path, clips):
+    with pytest.raises(ConfigError, match="dtype must be one of"):
+        pcache.cached_features(clips, "two_stage", tmp_path / "c", progress=False, dtype="int8")
+    batch = np.array([[1.0, 2.0], [7e4, 1.0]], np.float32)  # row 1 is beyond float16's 65504
+    with np.errstate(over="ignore"):
+        half = batch.astype(np.float16)
+    with pytest.raises(AudioError, match=r"clip1\.wav.*beyond float16's range"):
+        pcache._check_half(half, batch, 0, lambda i: f"clip{i}.wav")
+    pcache._check_half(batch[:1].astype(np.float16), batch[:1], 0, lambda i: f"clip{i}.wav")  # in range: fine
+
+
 def test_cache_key_changes_with_config_files_and_contents(tmp_path, clips):
     from tf_scenes.features import get_feature_config
 
@@ -159,3 +199,25 @@ def test_variable_lengths_need_num_samples(tmp_path, clips):
     feats = pcache.cached_features(clips[:2], "raw", tmp_path / "cache", progress=False)
     assert feats.shape == (2, 3, 32_000, 1)
     np.testing.assert_allclose(feats.mean(axis=2), 0.0, atol=1e-5)
+
+
+def test_two_stage_cache_dtype_setting(monkeypatch):
+    """`data.cache_dtype` of the two-stage study: float32 by default, float16 on request, anything
+    else refused when the config is loaded; a float16 run's config (its reuse key) says so, a
+    float32 run's config is unchanged."""
+    from types import SimpleNamespace
+
+    from tf_scenes.experiments.reproduce import load_study_config
+    from tf_scenes.experiments.two_stage import plan
+
+    cfg32 = load_study_config("two_stage", "paper")
+    cfg16 = load_study_config("two_stage", "paper", overrides=["data.cache_dtype=float16"])
+    assert (cfg32.data.cache_dtype, cfg16.data.cache_dtype) == ("float32", "float16")
+    with pytest.raises(ConfigError, match="cache_dtype"):
+        load_study_config("two_stage", "paper", overrides=["data.cache_dtype=int8"])
+    monkeypatch.setattr(plan, "with_augmentations", lambda data, kinds: SimpleNamespace(records=[]))
+    data = SimpleNamespace(label=SimpleNamespace(text="data"))
+    runs32, runs16 = plan.plan(cfg32, data), plan.plan(cfg16, data)
+    assert len(runs32) == len(runs16) == len(cfg32.models)
+    assert all("cache_dtype" not in r.config for r in runs32)
+    assert all(r.config["cache_dtype"] == "float16" for r in runs16)

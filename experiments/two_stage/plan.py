@@ -40,6 +40,7 @@ DATASET = "TAU Urban Acoustic Scenes 2020 Mobile"
 class DataConfig(study.DataConfig):
     val_fraction: float = bounded(0.1, ge=0.0, lt=1.0)  # of the training clips, held out by location
     max_train_clips: Optional[int] = bounded(None, ge=1)  # cap on training clips (smoke tests)
+    cache_dtype: Literal["float32", "float16"] = "float32"  # feature cache storage (float16: half the disk)
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ def prepare(cfg: Config, env) -> Data:
     all_records = train_records + val_records + eval_records + (aug_records if online is None else [])
     log.info("features for %d clips", len(all_records))
     x_all = cached_features([str(r.path) for r in all_records], get_feature_config("two_stage"),
-                            env.cache_dir / "features")
+                            env.cache_dir / "features", dtype=cfg.data.cache_dtype)
     n_tr, n_va, n_ev = len(train_records), len(val_records), len(eval_records)
     return Data(label, root, Split(train_records, x_all[:n_tr]), Split(val_records, x_all[n_tr:n_tr + n_va]),
                 Split(eval_records, x_all[n_tr + n_va:n_tr + n_va + n_ev]), aug_records, x_all, n_tr + n_va + n_ev,
@@ -411,6 +412,8 @@ def plan(cfg: Config, data: Data) -> list:
                   "data": data.label.text, "train_clips": len(train.records)}
         if mrun.offline:
             config["augment"] = cfg.augment.key()
+        if cfg.data.cache_dtype != "float32":  # float32 runs keep their reuse keys
+            config["cache_dtype"] = cfg.data.cache_dtype
         out.append(study.RunSpec(name=name, builder=f"two_stage_{mrun.arch}", model_config=model_config(mrun, cfg.train),
                                  config=config, seed=study.run_seed(cfg.seed, name), train=cfg.train,
                                  item=(mrun, train)))
