@@ -397,6 +397,9 @@ def test_profiles_load_and_config_is_checked():
     assert quick.eval_folds == (4,) and tiny.profile == "tiny"
     # the quick profile's own synthetic event set and baseline rates; the tiny one keeps the defaults
     assert quick.data.synthetic_events_per_class == 32 and tiny.data.synthetic_events_per_class is None
+    assert quick.data.class_balanced_folds and not tiny.data.class_balanced_folds and not paper.data.class_balanced_folds
+    with pytest.raises(ConfigError, match="data.synthetic_events_per_class"):
+        load_config(ws.Config, CONFIGS / "tiny.yaml", ["data.class_balanced_folds=true"])
     assert {n: m.lr for n, m in quick.models.items()} == {
         "gap": 0.01, "gmp": 0.01, "gwrp": 0.01, "dilated_attention": 0.01, "2apae": None, "2apae_alpha0": None,
         "2apae_alpha0_1": None}

@@ -67,6 +67,9 @@ class DataConfig(study.DataConfig):
     # Synthetic default only: verified event clips per class (None: the synthetic size's, 8 for
     # small); another count gets its own event set and remix folders beside the shared ones.
     synthetic_events_per_class: Optional[int] = bounded(None, ge=1)
+    # with synthetic_events_per_class: deal each class's clips evenly into the folds (otherwise a
+    # class can have 1 clip in one fold and 13 in another)
+    class_balanced_folds: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ class Config:
                               f"got {list(self.eval_folds)}")
         if bool(self.data.events_root) != bool(self.data.scenes_root):
             raise ConfigError("set both data.events_root and data.scenes_root (real data), or neither")
+        if self.data.class_balanced_folds and self.data.synthetic_events_per_class is None:
+            raise ConfigError("data.class_balanced_folds applies to the synthetic remix made with "
+                              "data.synthetic_events_per_class; set that too", key="data.class_balanced_folds")
         if self.data.root and self.data.events_root:
             raise ConfigError("data.root (a built remix) and data.events_root / data.scenes_root exclude each other")
         if self.export_snrs is not None:
@@ -236,7 +242,8 @@ def resolve_remix(cfg: Config, cache_dir: Path):
 def _synthetic_remix_with_events(d: DataConfig, online: bool):
     """The synthetic remix made of ``d.synthetic_events_per_class`` verified event clips per class:
     the events in ``{synthetic_dir}/FSDKaggle2018-{n}pc``, the remix in ``weak_sed_remix-{n}pc``
-    (the shared synthetic sets of the other studies are left as they are)."""
+    (``-balanced``: class-balanced folds); the shared synthetic sets of the other studies are left
+    as they are."""
     from tf_scenes.datasets import provenance
     from tf_scenes.synth import DATASET_DIRS, REMIX_DIR, REMIX_PER_FOLD, generate, generate_dataset
     from tf_scenes.weak_sed import remix
@@ -245,9 +252,10 @@ def _synthetic_remix_with_events(d: DataConfig, online: bool):
     events_root = base / f"{DATASET_DIRS['events']}-{n}pc"
     generate_dataset("events", events_root, d.synthetic_size, d.synthetic_seed, progress=False, events_per_class=n)
     scenes_root = generate("asc", base, size=d.synthetic_size, seed=d.synthetic_seed)["asc"]
-    out = base / f"{REMIX_DIR}-{n}pc"
+    out = base / f"{REMIX_DIR}-{n}pc{'-balanced' if d.class_balanced_folds else ''}"
     folders = remix.build_remix(events_root, scenes_root, out, snrs=d.snrs, seed=d.synthetic_seed,
-                                mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size], progress=False, audio=not online)
+                                mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size], progress=False, audio=not online,
+                                class_balanced_folds=d.class_balanced_folds)
     return folders, provenance.describe(REMIX_TITLE, out, sources=[events_root, scenes_root])
 
 
