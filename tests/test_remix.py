@@ -96,6 +96,30 @@ def test_plan_explicit_count_reuses_clips_but_not_within_a_mixture():
         plan_remix(_events(8), {f: 1.0 for f, _ in _events(8)}, ["a"], n_folds=4)
 
 
+def test_class_balanced_folds_deal_each_class_evenly():
+    """assign_folds(labels=...) / plan_remix(class_balanced_folds=True): every fold holds each
+    class's clips to within one (the plain shuffle can put 1 clip of a class in one fold and 13 in
+    another), the folds' sizes to within one; the default plan is unchanged."""
+    evs = [(f"c{c}_{i:02d}.wav", CLASSES[c]) for c in range(5) for i in range(6 + c)]  # 6..10 clips per class
+    labels = dict(evs)
+    plain = assign_folds(list(labels), 4, 0)
+    assert plain == assign_folds(list(labels), 4, 0, labels=None)
+    folds = assign_folds(list(labels), 4, 0, labels=labels)
+    assert sorted(folds) == sorted(labels) and set(folds.values()) == {1, 2, 3, 4}
+    sizes = Counter(folds.values())
+    assert max(sizes.values()) - min(sizes.values()) <= 1
+    for c in range(5):
+        per_fold = Counter(k for f, k in folds.items() if labels[f] == CLASSES[c])
+        counts = [per_fold.get(k, 0) for k in (1, 2, 3, 4)]
+        assert max(counts) - min(counts) <= 1 and sum(counts) == 6 + c
+    assert folds == assign_folds(list(labels), 4, 0, labels=labels) != assign_folds(list(labels), 4, 1, labels=labels)
+    durations = {f: 1.0 for f in labels}
+    plan = plan_remix(evs, durations, ["audio/s.wav"], n_folds=4, seed=0, class_balanced_folds=True)
+    assert all(folds[e.event_file] == m.fold for m in plan for e in m.events)
+    assert plan_remix(evs, durations, ["audio/s.wav"], n_folds=4, seed=0) == plan_remix(
+        evs, durations, ["audio/s.wav"], n_folds=4, seed=0, class_balanced_folds=False)
+
+
 def test_mix_levels_use_the_whole_clip_rms():
     sr = 1000
     rng = np.random.default_rng(1)

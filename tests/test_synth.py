@@ -71,6 +71,28 @@ def test_skips_complete_dataset(tiny):
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
 
 
+def test_events_per_class_sets_the_verified_count(tiny, tmp_path):
+    """generate_dataset("events", ..., events_per_class=n): n verified clips per class, the
+    unverified ones as the size has them, the count in the manifest (another set than the size's)."""
+    from tf_scenes.errors import ConfigError
+
+    root = tmp_path / "ev3"
+    man = generate_dataset("events", root, "tiny", SEED, jobs=1, progress=False, events_per_class=3)
+    with open(root / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    verified = Counter(r["label"] for r in rows if r["manually_verified"] == "1")
+    assert len(verified) == 41 and set(verified.values()) == {3} and len(rows) == 3 * 41
+    assert man["counts"] == {"clips": 123, "verified": 123}
+    assert man["parameters"]["sizes"]["verified_per_class"] == 3
+    default = json.loads((tiny["roots"]["events"] / common.MANIFEST).read_text())
+    assert default["parameters"]["sizes"]["verified_per_class"] == 1 and default["counts"]["clips"] == 41
+    with pytest.raises(ConfigError, match="events_per_class applies to the 'events' kind only"):
+        generate_dataset("asc", tmp_path / "asc", "tiny", SEED, progress=False, events_per_class=3)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigError, match="verified_per_class must be a whole number"):
+            generate_dataset("events", tmp_path / "bad", "tiny", SEED, jobs=1, progress=False, events_per_class=bad)
+
+
 def test_unknown_kind_or_size(tmp_path):
     from tf_scenes.errors import ConfigError
 

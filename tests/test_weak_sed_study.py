@@ -214,6 +214,59 @@ def test_real_data_path_builds_the_remix_into_a_cache_folder(tiny_data, tmp_path
     assert folders2 == folders and label2.synthetic
 
 
+def test_synthetic_events_per_class_gets_its_own_event_set_and_remix(tiny_data, tmp_path):
+    """data.synthetic_events_per_class: that many verified clips per class, in folders of their
+    own beside the shared synthetic sets (which stay as they are)."""
+    import shutil
+
+    from tf_scenes.synth import DATASET_DIRS
+    from tf_scenes.weak_sed.remix import read_remix
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copytree(tiny_data / DATASET_DIRS["asc"], data / DATASET_DIRS["asc"])  # the shared scenes
+    cfg = load_config(ws.Config, CONFIGS / "tiny.yaml", [f"data.synthetic_dir={data}",
+                                                          "data.synthetic_events_per_class=2"])
+    folders, label = ws.resolve_remix(cfg, tmp_path / "cache")
+    assert label.synthetic and set(folders) == set(SNRS)
+    assert all(p.parent == data / "weak_sed_remix-2pc" for p in folders.values())
+    assert not (data / DATASET_DIRS["events"]).exists() and not (data / "weak_sed_remix").exists()
+    with open(data / f"{DATASET_DIRS['events']}-2pc" / "train.csv") as f:
+        verified = [r["label"] for r in csv.DictReader(f) if r["manually_verified"] == "1"]
+    assert len(verified) == 2 * 41 and len(set(verified)) == 41
+    records = read_remix(folders[20.0])
+    assert len(records) == 4 * 4  # the tiny remix's 4 mixtures per fold
+    used = {e.event_file for r in records for e in r.events}
+    assert len(used) == 3 * 16  # 82 clips, 20 or 21 per fold: none reused in a fold's 4 mixtures
+
+
+def test_a_runs_own_rate_reaches_the_optimizer(study, tiny_data, tmp_path):
+    """models.NAME.lr: that run trains at its own Adam rate (history.csv, the optimizer), others
+    at train.lr."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from tf_scenes import registry
+    from tf_scenes.experiments import study as runner
+
+    cfg = load_config(ws.Config, CONFIGS / "tiny.yaml", [f"data.synthetic_dir={tiny_data}",
+                                                          "models.gap.lr=0.05"])
+    assert cfg.models["gap"].lr == 0.05 and cfg.models["gmp"].lr is None
+    env = runner.StudyEnv(tmp_path / "out", tmp_path / "cache", None, cfg)
+    data = ws.prepare(cfg, env)
+    specs = {s.item.name: s for s in ws.plan(cfg, data) if s.item.snr == 20.0}
+    for name, want in (("gap", 0.05), ("gmp", cfg.train.lr)):
+        spec = specs[name]
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        trained = ws.train(spec, data, run_dir, lambda: registry.build(spec.builder, spec.model_config), env,
+                           strategy=tf.distribute.get_strategy())
+        with open(run_dir / "history.csv") as f:
+            assert [float(r["lr"]) for r in csv.DictReader(f)] == pytest.approx([want])
+        assert float(trained.model.optimizer.learning_rate.numpy()) == pytest.approx(want)
+
+
 # ---------------------------------------------------------------------------------------------
 # unit tests of the study's logic
 
@@ -342,6 +395,15 @@ def test_profiles_load_and_config_is_checked():
     assert (paper.train.batch_size, paper.train.lr, paper.train.plateau_patience) == (24, 1e-3, 3)
     assert [paper.models[n].alpha for n in paper.table2] == [0.0, 0.001, 0.1]
     assert quick.eval_folds == (4,) and tiny.profile == "tiny"
+    # the quick profile's own synthetic event set and baseline rates; the tiny one keeps the defaults
+    assert quick.data.synthetic_events_per_class == 32 and tiny.data.synthetic_events_per_class is None
+    assert quick.data.class_balanced_folds and not tiny.data.class_balanced_folds and not paper.data.class_balanced_folds
+    with pytest.raises(ConfigError, match="data.synthetic_events_per_class"):
+        load_config(ws.Config, CONFIGS / "tiny.yaml", ["data.class_balanced_folds=true"])
+    assert {n: m.lr for n, m in quick.models.items()} == {
+        "gap": 0.01, "gmp": 0.01, "gwrp": 0.01, "dilated_attention": 0.01, "2apae": None, "2apae_alpha0": None,
+        "2apae_alpha0_1": None}
+    assert all(m.lr is None for m in (*tiny.models.values(), *paper.models.values()))
     for cfg in (paper, quick, tiny):
         assert cfg.data.snrs == SNRS and cfg.table1 == TABLE1
     with pytest.raises(ConfigError, match="not defined"):

@@ -64,6 +64,12 @@ class DataConfig(study.DataConfig):
     # files: mixtures written as wav (15 GB for the paper's 24,000) and read back; online: only the
     # plan is written, the mixtures are made from their sources in the input pipeline (same features)
     remix: Literal["files", "online"] = "files"
+    # Synthetic default only: verified event clips per class (None: the synthetic size's, 8 for
+    # small); another count gets its own event set and remix folders beside the shared ones.
+    synthetic_events_per_class: Optional[int] = bounded(None, ge=1)
+    # with synthetic_events_per_class: deal each class's clips evenly into the folds (otherwise a
+    # class can have 1 clip in one fold and 13 in another)
+    class_balanced_folds: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class ModelRun:
     alpha: float = bounded(0.001, ge=0.0)  # weight of the reconstruction loss (2APAE only)
     width: float = bounded(1.0, gt=0.0)  # multiplier on every convolution width (1.0: the paper's models)
     epochs: int = bounded(50, ge=1)
+    lr: Optional[float] = bounded(None, gt=0.0)  # Adam rate of this run; None: train.lr
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,9 @@ class Config:
                               f"got {list(self.eval_folds)}")
         if bool(self.data.events_root) != bool(self.data.scenes_root):
             raise ConfigError("set both data.events_root and data.scenes_root (real data), or neither")
+        if self.data.class_balanced_folds and self.data.synthetic_events_per_class is None:
+            raise ConfigError("data.class_balanced_folds applies to the synthetic remix made with "
+                              "data.synthetic_events_per_class; set that too", key="data.class_balanced_folds")
         if self.data.root and self.data.events_root:
             raise ConfigError("data.root (a built remix) and data.events_root / data.scenes_root exclude each other")
         if self.export_snrs is not None:
@@ -212,6 +222,8 @@ def resolve_remix(cfg: Config, cache_dir: Path):
     if d.n_folds != 4:
         raise ConfigError("the synthetic default remix has 4 folds; data.n_folds must be 4", key="data.n_folds")
     out = Path(d.synthetic_dir) / REMIX_DIR
+    if d.synthetic_events_per_class is not None:
+        return _synthetic_remix_with_events(d, online)
     if online:  # the sources, then the plan only (the same plan as generate("remix") writes)
         roots = {k: generate(k, Path(d.synthetic_dir), size=d.synthetic_size, seed=d.synthetic_seed)[k]
                  for k in ("events", "asc")}
@@ -225,6 +237,26 @@ def resolve_remix(cfg: Config, cache_dir: Path):
                                     mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size], progress=False,
                                     audio=not online)
     return folders, provenance.describe(REMIX_TITLE, out, sources=[roots["events"], roots["asc"]])
+
+
+def _synthetic_remix_with_events(d: DataConfig, online: bool):
+    """The synthetic remix made of ``d.synthetic_events_per_class`` verified event clips per class:
+    the events in ``{synthetic_dir}/FSDKaggle2018-{n}pc``, the remix in ``weak_sed_remix-{n}pc``
+    (``-balanced``: class-balanced folds); the shared synthetic sets of the other studies are left
+    as they are."""
+    from tf_scenes.datasets import provenance
+    from tf_scenes.synth import DATASET_DIRS, REMIX_DIR, REMIX_PER_FOLD, generate, generate_dataset
+    from tf_scenes.weak_sed import remix
+
+    n, base = d.synthetic_events_per_class, Path(d.synthetic_dir)
+    events_root = base / f"{DATASET_DIRS['events']}-{n}pc"
+    generate_dataset("events", events_root, d.synthetic_size, d.synthetic_seed, progress=False, events_per_class=n)
+    scenes_root = generate("asc", base, size=d.synthetic_size, seed=d.synthetic_seed)["asc"]
+    out = base / f"{REMIX_DIR}-{n}pc{'-balanced' if d.class_balanced_folds else ''}"
+    folders = remix.build_remix(events_root, scenes_root, out, snrs=d.snrs, seed=d.synthetic_seed,
+                                mixtures_per_fold=REMIX_PER_FOLD[d.synthetic_size], progress=False, audio=not online,
+                                class_balanced_folds=d.class_balanced_folds)
+    return folders, provenance.describe(REMIX_TITLE, out, sources=[events_root, scenes_root])
 
 
 def _remix_key(cfg: Config) -> str:
@@ -436,11 +468,12 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
     d, sp = data.snr[it.snr], data.splits[it.fold]
     mean, std = data.stats[(it.snr, it.fold)]
     recon = uses_reconstruction(run)
+    lr = t.lr if run.lr is None else run.lr
     model = build()
     with strategy.scope():  # the optimizer's variables live under the strategy
         # Adam(lr) and the paper's loss BCE(clip) + alpha * MSE(reconstruction, standardised input);
         # the baselines and alpha = 0 have the BCE term only.
-        model.compile(optimizer=keras.optimizers.Adam(t.lr), run_eagerly=t.run_eagerly,
+        model.compile(optimizer=keras.optimizers.Adam(lr), run_eagerly=t.run_eagerly,
                       jit_compile=jit_compile_arg(t.jit_compile), **weak_sed_loss(run.alpha, reconstruction=recon))
 
     steps = t.steps_per_epoch or max(1, -(-len(sp.fit) // t.batch_size))
@@ -472,7 +505,7 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
     if val_fn is not None:
         last = run_dir / CHECKPOINT_DIR / LAST
         history = (read_checkpoint_state(last) or {}).get("history", []) if last.exists() else []
-        callbacks.append(ResumablePlateau(MONITOR, t.lr, factor=t.plateau_factor, patience=t.plateau_patience,
+        callbacks.append(ResumablePlateau(MONITOR, lr, factor=t.plateau_factor, patience=t.plateau_patience,
                                           threshold=t.plateau_threshold, history=history))
     with warnings.catch_warnings():
         if run.model == "2apae" and not recon:  # alpha 0: the decoder is left untrained, as meant

@@ -49,11 +49,12 @@ def _module(kind: str):
 
 
 def generate_dataset(kind: str, root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, events_per_class: int | None = None) -> dict:
     """Write one dataset `kind` directly into folder `root`; returns its manifest.
 
     jobs: worker processes (None: every CPU this process may use; 1: this process only).  The
-    files are the same whatever it is.
+    files are the same whatever it is.  events_per_class ("events" only): manually verified clips
+    per class instead of the size's count (small: 8).
     """
     from ..errors import ConfigError
     from .common import check_jobs
@@ -62,7 +63,12 @@ def generate_dataset(kind: str, root, size: str = "tiny", seed: int = 0, *, jobs
         raise ConfigError(f"unknown dataset kind {kind!r}; known: {', '.join(DATASET_KINDS)}")
     if size not in SIZES:
         raise ConfigError(f"unknown size {size!r}; known: {', '.join(SIZES)}")
-    return _module(kind).generate(root, size, seed, jobs=check_jobs(jobs), progress=progress)
+    if events_per_class is None:
+        return _module(kind).generate(root, size, seed, jobs=check_jobs(jobs), progress=progress)
+    if kind != "events":
+        raise ConfigError(f"events_per_class applies to the 'events' kind only, not {kind!r}")
+    return _module(kind).generate(root, size, seed, jobs=check_jobs(jobs), progress=progress,
+                                  verified_per_class=events_per_class)
 
 
 def generate(kind: str, out, size: str = "tiny", seed: int = 0, *, jobs: int | None = None,

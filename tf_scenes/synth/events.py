@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -74,10 +74,21 @@ def _run_chunk(root: str, seed: int, max_seconds: float, items: list[dict]) -> l
     return durs
 
 
-def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None, progress: bool = True) -> dict:
-    """Write the synthetic FSDKaggle2018 into `root`; returns the manifest (skips if complete)."""
+def generate(root, size: str = "tiny", seed: int = 0, *, jobs: int | None = None, progress: bool = True,
+             verified_per_class: int | None = None) -> dict:
+    """Write the synthetic FSDKaggle2018 into `root`; returns the manifest (skips if complete).
+
+    verified_per_class: manually verified clips per class instead of the size's count (the
+    manifest records it, so a set of another count is never taken for this one).
+    """
+    from ..errors import ConfigError
+
     root = Path(root)
     sz = SIZES[size]
+    if verified_per_class is not None:
+        if isinstance(verified_per_class, bool) or not isinstance(verified_per_class, int) or verified_per_class < 1:
+            raise ConfigError(f"verified_per_class must be a whole number >= 1, got {verified_per_class!r}")
+        sz = replace(sz, verified_per_class=verified_per_class)
     params = {"sizes": asdict(sz), "sample_rate": SR, "subtype": SUBTYPE, "classes": list(CLASSES),
               "synthesisers": {c: {"family": s.family, **s.params} for c, s in FSD2018.items()}}
     core = common.manifest_core("events", DATASET, size, seed, params)

@@ -98,13 +98,26 @@ class RemixRecord:
 # Planning (no audio decoding: headers only)
 # --------------------------------------------------------------------------------------------
 
-def assign_folds(fnames: Sequence[str], n_folds: int = 4, seed: int = 0) -> dict[str, int]:
-    """Seeded shuffle of the (sorted) file names dealt round-robin into folds 1..n_folds."""
+def assign_folds(fnames: Sequence[str], n_folds: int = 4, seed: int = 0,
+                 labels: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Seeded shuffle of the (sorted) file names dealt round-robin into folds 1..n_folds.
+
+    labels (file name -> class): deal each class's clips in turn (classes sorted, the clips of
+    each shuffled, the round-robin carried on from one class to the next), so that every fold
+    holds each class's clips to within one, and the folds' sizes to within one.
+    """
     if n_folds < 2:
         raise ValueError(f"n_folds must be >= 2, got {n_folds}")
     names = sorted(set(fnames))
-    order = np.random.default_rng([seed, 0]).permutation(len(names))
-    return {names[j]: rank % n_folds + 1 for rank, j in enumerate(order)}
+    if labels is None:
+        order = np.random.default_rng([seed, 0]).permutation(len(names))
+        return {names[j]: rank % n_folds + 1 for rank, j in enumerate(order)}
+    rng = np.random.default_rng([seed, 3])
+    dealt: list[str] = []
+    for label in sorted({labels[f] for f in names}):
+        group = [f for f in names if labels[f] == label]
+        dealt.extend(group[j] for j in rng.permutation(len(group)))
+    return {f: rank % n_folds + 1 for rank, f in enumerate(dealt)}
 
 
 def _event_stream(n_events: int, n_needed: int, rng: np.random.Generator, per_mixture: int) -> list[int]:
@@ -123,7 +136,7 @@ def _event_stream(n_events: int, n_needed: int, rng: np.random.Generator, per_mi
 
 def plan_remix(events: Sequence[tuple[str, str]], durations: Mapping[str, float] | Callable[[str], float],
                scene_files: Sequence[str], *, n_folds: int = 4, mixtures_per_fold: int | None = None,
-               seed: int = 0) -> list[Mixture]:
+               seed: int = 0, class_balanced_folds: bool = False) -> list[Mixture]:
     """Plan the mixtures.
 
     Args:
@@ -137,6 +150,8 @@ def plan_remix(events: Sequence[tuple[str, str]], durations: Mapping[str, float]
         (``min(2000, smallest fold // 3)``); a number = exactly that many per fold, reusing event
         clips in fresh shuffled passes (as the reference) when a fold is too small.
       seed: seeds the folds, the scene order and the event draws (independent streams).
+      class_balanced_folds: deal each class's clips evenly into the folds (:func:`assign_folds`
+        with labels) instead of shuffling all clips together.
     """
     if not events:
         raise ValueError("no event clips to mix")
@@ -144,7 +159,7 @@ def plan_remix(events: Sequence[tuple[str, str]], durations: Mapping[str, float]
         raise ValueError("no scene clips to mix into")
     duration_of = durations if callable(durations) else durations.__getitem__
     labels = dict(events)
-    folds = assign_folds(list(labels), n_folds, seed)
+    folds = assign_folds(list(labels), n_folds, seed, labels=labels if class_balanced_folds else None)
     by_fold = {k: sorted(f for f, v in folds.items() if v == k) for k in range(1, n_folds + 1)}
     per_mix = len(ONSETS)
     smallest = min(len(v) for v in by_fold.values())
@@ -404,7 +419,8 @@ def _is_built(folder: Path, manifest: dict, mixtures: Sequence[Mixture], overwri
 
 def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 10, 20), seed: int = 0,
                 mixtures_per_fold: int | None = None, n_folds: int = 4, sr: int = SAMPLE_RATE, *,
-                overwrite: bool = False, progress: bool = True, audio: bool = True) -> dict[float, Path]:
+                overwrite: bool = False, progress: bool = True, audio: bool = True,
+                class_balanced_folds: bool = False) -> dict[float, Path]:
     """Build the remix at every SNR (see the module docstring).
 
     Args:
@@ -416,6 +432,7 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
       overwrite: replace SNR folders that hold a different remix (otherwise OutputDirError).
       audio: write the mixtures; False writes mixture.yaml and the manifest only (no source is
         decoded), for mixing inside the input pipeline (tf_scenes.pipelines.remix).
+      class_balanced_folds: see :func:`plan_remix` (another plan: build it into another folder).
 
     Returns: {snr: folder}.
     """
@@ -445,7 +462,8 @@ def build_remix(events_root, scenes_root, out_dir, snrs: Sequence[float] = (0, 1
     scenes = list_scenes(scenes_root)
     try:
         mixtures = plan_remix(events, _duration_reader(events_root), scenes, n_folds=n_folds,
-                              mixtures_per_fold=mixtures_per_fold, seed=seed)
+                              mixtures_per_fold=mixtures_per_fold, seed=seed,
+                              class_balanced_folds=class_balanced_folds)
     except ValueError as e:
         raise DataFormatError(Path(events_root) / "train.csv", str(e)) from e
     per_fold = len(mixtures) // n_folds
