@@ -1,6 +1,6 @@
 """Figures of the suite, drawn to go into a paper as they are.
 
-Conventions every figure follows (tests/test_figures.py checks them on the Figure objects):
+Conventions every figure follows (tests/test_plots.py checks them on the Figure objects):
 
 * One journal column wide (:data:`COLUMN_WIDTH`, 3.4 in) with 6-8 pt text, so nothing is scaled
   down in print; stacked panels grow downwards.
@@ -366,9 +366,17 @@ def draw_confusion_matrix(cm: np.ndarray, class_names, title: str = ""):
     cm = np.asarray(cm, dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     n = len(class_names)
-    side = min(COLUMN_WIDTH - 0.9, 0.9 + 0.24 * n)
     with style():
-        fig, (ax,), (cax,) = stacked([side + 0.9], title=title)
+        # No layout engine: the colour bar is cut from the square image's own axes
+        # (make_axes_locatable), so it is exactly as tall as the matrix; the tight bounding box of
+        # save() trims the margins.
+        fig = _plt().figure(figsize=(COLUMN_WIDTH, COLUMN_WIDTH))
+        ax = fig.add_axes((0.25, 0.22, 0.54, 0.62))
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.06)
+        if title:
+            ax.set_title(wrap(title, COLUMN_WIDTH), fontsize=RC["figure.titlesize"])
         im = ax.imshow(norm, cmap=MATRIX_CMAP, vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor", fontsize=6)
         ax.set_yticks(range(n), class_names, fontsize=6)
@@ -407,7 +415,8 @@ def draw_device_bars(acc_by_model: dict[str, dict[str, float]], title: str = "")
         ax.set_ylabel("Accuracy (%)")
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3, lw=0.5)
-        fig.legend(loc="outside upper center", ncol=min(n_models, 3), frameon=False)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, ncol=min(n_models, 3),
+                  frameon=False)
     return fig
 
 

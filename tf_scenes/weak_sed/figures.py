@@ -90,7 +90,6 @@ def draw_figure2(logmel: np.ndarray, outputs: Mapping[str, np.ndarray], class_na
                             extent=(*grid.time_extent, -0.5, n_classes - 0.5))
         ticks = sorted(set(top) | {class_names.index(t) for t in true if t in class_names})
         axes[k].set_yticks(ticks, [class_names[i] for i in ticks], fontsize=6)
-        axes[k].set_ylabel("Class")
         plots.colorbar(fig, im, caxes[k], "Score")
         label(axes[k], "First-step output (frequency pooling), classes x time")
 
@@ -103,7 +102,7 @@ def draw_figure2(logmel: np.ndarray, outputs: Mapping[str, np.ndarray], class_na
         axes[k + 1].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1, ncol=len(top),
                            frameon=False)
         axes[k + 1].set_ylabel("Attention weight")
-        label(axes[k + 1], "Second-step (time) attention of the top classes; reference events shaded")
+        label(axes[k + 1], "Second-step (time) attention; reference events shaded")
         plots.time_axis(axes[k + 1])
 
         colors = ["tab:green" if n in true else "0.55" for n in class_names]
@@ -143,7 +142,8 @@ def draw_per_class_ap_bars(ap_by_model: Mapping[str, Mapping[str, float]], class
         ax.set_ylabel("Average precision")
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3, lw=0.5)
-        fig.legend(loc="outside upper center", ncol=min(n_models, 5), frameon=False)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, ncol=min(n_models, 5),
+                  frameon=False)
         if title:
             fig.suptitle(plots.wrap(title, 7.0), fontsize=plots.RC["figure.titlesize"])
     return fig
