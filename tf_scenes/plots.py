@@ -338,6 +338,8 @@ def save(fig, path, vector: str | None = "pdf") -> Path:
 
             raise OutputDirError(f"{path}: is a directory; a figure needs a file name (e.g. fig.png)")
         check_format(path)
+        if vector:
+            check_format(path.with_suffix(f".{vector}"))
         targets = [path]
         if vector and path.suffix.lower() != f".{vector}":
             targets.append(path.with_suffix(f".{vector}"))
@@ -351,10 +353,6 @@ def save(fig, path, vector: str | None = "pdf") -> Path:
     finally:
         _plt().close(fig)
     return path
-
-
-# Kept for the figure modules of the families.
-_save = save
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,6 +8,12 @@ Defaults (method, layer, output head) come from the run's model card: CAM from t
 conv, Grad-CAM at a mid conv layer for the FCNNs, DcaseNet per task head (--output scene|tags|frames),
 the weak-SED model's own attention maps beside Grad-CAM, Grad-CAM over time for the raw-waveform model
 (with a second figure, OUT_filters.png, of its first-layer filter responses sorted by peak frequency).
+
+The figure (docs/figures.md): the card's log-mel in dB (a linear-frequency spectrogram for waveform
+models) above the maps, on one time axis in seconds, frequency in Hz, a labelled colour bar beside
+each image; edges between a model's separate frequency paths (the two-stage ResNet: band 64) are
+marked and explained in the caption. Written in the format of --out's extension (.png, .pdf, .svg)
+and, beside it, as PDF (--vector svg: SVG; --vector none: nothing more).
 """
 
 from __future__ import annotations
