@@ -60,7 +60,9 @@ def test_cam_figures_and_per_device_bars(study):
     cfg, out, _ = study
     figs = sorted(p.name for p in (out / "figures").iterdir())
     assert "per_device_accuracy.png" in figs and "confusion_ensemble10.png" in figs
-    assert sum(f.startswith("cam_") for f in figs) == cfg.cam_clips
+    assert sum(f.startswith("cam_") and f.endswith(".png") for f in figs) == cfg.cam_clips
+    # every figure is written as PNG and, beside it, as PDF
+    assert sorted(f[:-4] for f in figs if f.endswith(".pdf")) == sorted(f[:-4] for f in figs if f.endswith(".png"))
     assert "acc/group_s4-s6" in json.loads((out / "runs" / "resnet10" / "metrics.json").read_text())
 
 

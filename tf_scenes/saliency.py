@@ -115,3 +115,25 @@ def grad_cam(model, x, layer: str, class_index=None, output: str | None = None, 
     weights = tf.reduce_mean(grads, axis=spatial, keepdims=True)  # (batch, 1, [1,] channels)
     maps = tf.nn.relu(tf.reduce_sum(weights * fmap, axis=-1)).numpy()  # (batch, t[, f])
     return normalise(_upsample(maps, grid or _grid(x.numpy())))
+
+
+def frequency_path_edges(model) -> list[int]:
+    """Frequency bins where a model's separate frequency paths meet: the edges of the
+    ``Cropping2D`` layers that cut the input's frequency axis (axis 2) into bands, e.g. [64] for the
+    two-stage ResNet (bands 0-63 and 64-127); [] for a model with one path. Saliency maps of such a
+    model can jump at these edges, since each band is seen through its own path only."""
+    import keras
+
+    n = model.inputs[0].shape[2] if len(model.inputs[0].shape) == 4 else None
+    edges = set()
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Cropping2D) or n is None:
+            continue
+        try:
+            if layer.input.shape[2] != n:  # a crop inside the network, not a split of the input bands
+                continue
+        except (AttributeError, ValueError):
+            continue
+        lo, hi = layer.cropping[1]
+        edges.update(e for e in (lo, n - hi) if 0 < e < n)
+    return sorted(int(e) for e in edges)

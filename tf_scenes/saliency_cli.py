@@ -8,6 +8,12 @@ Defaults (method, layer, output head) come from the run's model card: CAM from t
 conv, Grad-CAM at a mid conv layer for the FCNNs, DcaseNet per task head (--output scene|tags|frames),
 the weak-SED model's own attention maps beside Grad-CAM, Grad-CAM over time for the raw-waveform model
 (with a second figure, OUT_filters.png, of its first-layer filter responses sorted by peak frequency).
+
+The figure (docs/figures.md): the card's log-mel in dB (a linear-frequency spectrogram for waveform
+models) above the maps, on one time axis in seconds, frequency in Hz, a labelled colour bar beside
+each image; edges between a model's separate frequency paths (the two-stage ResNet: band 64) are
+marked and explained in the caption. Written in the format of --out's extension (.png, .pdf, .svg)
+and, beside it, as PDF (--vector svg: SVG; --vector none: nothing more).
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layer", help="layer name (default: the model card's)")
     parser.add_argument("--class", dest="class_", help="class name or index (default: the top class)")
     parser.add_argument("--output", help="output head for multi-output models (e.g. scene, tags, frames, clip)")
-    parser.add_argument("--out", type=Path, required=True, help="figure (.png)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="figure file: .png, .pdf or .svg (its extension gives the format)")
+    parser.add_argument("--vector", choices=("pdf", "svg", "none"), default="pdf",
+                        help="also write the figure in this vector format beside --out (same name)")
 
 
 def resolve_runs(path: Path) -> list[Path]:
@@ -65,6 +74,9 @@ def check_out(out: Path) -> Path:
     out = Path(out)
     if out.is_dir():
         raise OutputDirError(f"{out}: is a directory; --out takes the figure's file name (e.g. fig.png)")
+    from .plots import check_format
+
+    check_format(out)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."), min_free_bytes=16 * 2**20)
     return out
 
@@ -128,6 +140,12 @@ def _class_index(card: dict, output: str | None, class_arg, scores) -> tuple[int
 
 def explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=None, output=None):
     """Saliency of one run on one waveform: (display spectrogram (T, F), [(title, map)], card)."""
+    spec, panels, card, _ = _explain(run_dir, wav, method, layer, class_arg, output)
+    return spec, panels, card
+
+
+def _explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=None, output=None):
+    """:func:`explain` plus the Keras model."""
     from . import saliency
     from .model_io import load_run_model
 
@@ -178,7 +196,7 @@ def explain(run_dir: Path, wav: np.ndarray, method=None, layer=None, class_arg=N
                     a = np.asarray(pred[key])[0, c]  # (frames, mels) or (frames,)
                     a = (a - a.min()) / max(float(a.max() - a.min()), 1e-12)
                     panels.append((f"model {key.replace('_', ' ')}: {cname}", a))
-    return spec, panels, card
+    return spec, panels, card, model
 
 
 def _stitch(maps: np.ndarray, card: dict, n: int) -> np.ndarray:
@@ -196,16 +214,50 @@ def _stitch(maps: np.ndarray, card: dict, n: int) -> np.ndarray:
     return acc / np.maximum(cnt, 1)
 
 
+_DISPLAY_NPERSEG = 512
+
+
 def _display_spectrogram(wav: np.ndarray, sr: int) -> np.ndarray:
     """log power spectrogram (frames, bins) for display only."""
     from scipy.signal import spectrogram
 
-    _, _, s = spectrogram(wav, fs=sr, nperseg=512, noverlap=256)
+    _, _, s = spectrogram(wav, fs=sr, nperseg=_DISPLAY_NPERSEG, noverlap=_DISPLAY_NPERSEG // 2)
     return np.log(s.T + 1e-10)
 
 
-def run(args) -> int:
+def figure_spectrogram(card: dict, wav: np.ndarray, n_frames: int):
+    """The spectrogram panel of the saliency figure on the maps' grid: (spectrogram (n_frames, bins)
+    in dB, its :class:`tf_scenes.plots.TimeFrequencyGrid`, colour-bar label).
+
+    Log-mel models: the card's log-mel before any scaling, standardisation or deltas (the model's
+    input is min-max scaled or standardised, which has no unit), cut to the model's frames (frames
+    lost to valid deltas dropped), in dB. Waveform models: the display spectrogram (512-sample
+    frames, half overlap; linear frequency) in dB."""
     from . import plots
+    from .features import extract
+    from .model_io import feature_config_of
+
+    fcfg = feature_config_of(card)
+    sr = card["sample_rate"]
+    ln_to_db = 10.0 / np.log(10.0)
+    if card["input"] == "waveform":
+        spec = _display_spectrogram(wav, sr) * ln_to_db
+        hop = _DISPLAY_NPERSEG // 2
+        times = (_DISPLAY_NPERSEG / 2 + hop * np.arange(len(spec))) / sr
+        grid = plots.TimeFrequencyGrid(times, np.fft.rfftfreq(_DISPLAY_NPERSEG, 1.0 / sr))
+        return spec, grid, "Power (dB)"
+    raw = extract(fcfg.replace(scaling="none", deltas=0), wav)[:, :, 0].astype(np.float64)
+    skip = 2 * fcfg.delta_width if fcfg.deltas and not fcfg.delta_padding else 0
+    raw = raw[skip:skip + n_frames]
+    if fcfg.log == "ln":  # ln of power (power 2) or of magnitude (power 1)
+        spec = raw * ln_to_db * (1.0 if fcfg.power == 2 else 2.0)
+    else:
+        spec = 10.0 * np.log10(np.maximum(raw, 1e-10) ** (1.0 if fcfg.power == 2 else 2.0))
+    return spec, plots.feature_grid(fcfg, n_frames), plots.DB_LABEL
+
+
+def run(args) -> int:
+    from . import plots, saliency
     from .audio import read_audio
     from .families import get
     from .io_utils import dumps_json
@@ -215,21 +267,30 @@ def run(args) -> int:
     runs = resolve_runs(args.run_dir)
     sr = read_model_card(runs[0])["sample_rate"]
     wav, _ = read_audio(args.audio, sr=sr, mono=True)
-    spec, panels = None, []
+    spec, panels, edges = None, [], set()
     for r in runs:
         card = read_model_card(r)
         family = get(card["family"])
         class_arg = args.class_
         if len(runs) > 1 and family.saliency_class is not None:
             class_arg = family.saliency_class(card, class_arg)
-        s, p, card = explain(r, wav, args.method, args.layer, class_arg, args.output)
-        spec = s if spec is None else spec
+        s, p, card, model = _explain(r, wav, args.method, args.layer, class_arg, args.output)
+        if spec is None:
+            spec, grid, spec_label = figure_spectrogram(card, wav, len(s))
+        if card["input"] != "waveform":
+            edges.update(saliency.frequency_path_edges(model))
         if len(runs) > 1:
             n_classes = len(next(iter(card["outputs"].values())))
             p = [(f"{n_classes}-class {t}", m) for t, m in p]
         panels += p
-    path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}")
+    edges = sorted(edges)
+    note = plots.frequency_paths_note(edges, grid, spec.shape[1], "saliency") if edges else ""
+    vector = None if args.vector == "none" else args.vector
+    path = plots.saliency_panels(spec, panels, args.out, f"{args.audio.name}", grid=grid,
+                                 spectrogram_label=spec_label, note=note, band_edges=edges, vector=vector)
     result = {"figure": str(path), "runs": [str(r) for r in runs], "panels": [t for t, _ in panels]}
+    if vector and path.suffix.lower() != f".{vector}":
+        result["figure_vector"] = str(path.with_suffix(f".{vector}"))
     family = get(card["family"])
     if family.saliency_extra is not None:  # more figures of the run (raw waveform: its first-layer filters)
         from .model_io import load_run_model

@@ -242,24 +242,6 @@ def report(cfg, data, results: dict, env) -> dict:
 # figures
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from tf_scenes.io_utils import atomic_path
-
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _plt().close(fig)
-    return path
-
-
 def project_2d(x: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """(n, dim) -> (n, 2) with sklearn PCA or t-SNE."""
     x = np.asarray(x, np.float64)
@@ -277,19 +259,18 @@ def project_2d(x: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
 
 def projection(window_emb: dict, coarse: np.ndarray, classes, fig_dir: Path, profile: str, tag: str,
                method: str = "pca", seed: int = 0) -> Path:
-    """2-D projection of test window embeddings, hierarchical vs not, coloured by coarse class."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    cmap = plt.get_cmap("tab10")
-    for ax, (key, title) in zip(axes, ((HIERARCHICAL, "hierarchical (coarse + fine + prototype)"),
-                                       (FLAT, "not hierarchical (fine only)"))):
-        xy = project_2d(window_emb[key], method, seed)
-        for c, name in enumerate(classes.coarse):
-            sel = coarse == c
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=9, color=cmap(c % 10), label=name, alpha=0.8)
-        ax.set_title(title)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0].legend(fontsize=7, markerscale=1.5, loc="best")
-    fig.suptitle(f"{method.upper()} of test window embeddings, coloured by coarse class ({profile} profile, {tag})")
-    return _save(fig, Path(fig_dir) / f"projection_{method}.png")
+    """2-D projection of test window embeddings, hierarchical vs not, coloured by coarse class; PCA
+    axes give the share of the variance each component explains."""
+    from tf_scenes import plots
+
+    panels = []
+    for key, title in ((HIERARCHICAL, "Hierarchical (coarse + fine + prototype)"), (FLAT, "Not hierarchical (fine only)")):
+        if method == "pca":
+            xy, explained = plots.pca_2d(window_emb[key], seed)
+        else:
+            xy, explained = project_2d(window_emb[key], method, seed), None
+        panels.append((title, xy, explained))
+    fig = plots.draw_projection(panels, coarse, classes.coarse, method=method,
+                                title=f"{method.upper()} of test window embeddings, coloured by coarse class "
+                                      f"({profile} profile, {tag})")
+    return plots.save(fig, Path(fig_dir) / f"projection_{method}.png")

@@ -158,6 +158,7 @@ def figures(cfg, out: Path, data, scores: dict, results: dict) -> list[Path]:
     # 10-class ResNet classifies correctly, spread over scenes.
     if "resnet10" in results and "resnet3" in results:
         from tf_scenes.families import get
+        from tf_scenes.two_stage.features import FEATURES
 
         layer = get("two_stage").card("two_stage_resnet", results["resnet10"].spec.model_config).saliency["layer"]
         m10, m3 = results["resnet10"].model(), results["resnet3"].model()
@@ -167,6 +168,9 @@ def figures(cfg, out: Path, data, scores: dict, results: dict) -> list[Path]:
         # Prefer clips the model gets right (as the paper's example); fall back to any clip.
         picks = ([i for i in order if pred[i] == y10[i]] + [i for i in order if pred[i] != y10[i]])[: cfg.cam_clips]
         y3 = test.labels(3)
+        grid = plots.feature_grid(FEATURES, test.features.shape[1])
+        edges = saliency.frequency_path_edges(m10)  # the ResNet's two frequency paths: [64]
+        note = plots.frequency_paths_note(edges, grid, test.features.shape[2]) if edges else ""
         for i in picks:
             x = np.asarray(test.features[i:i + 1])
             c3 = saliency.cam(m3, x, layer, class_index=int(y3[i]))[0]
@@ -175,5 +179,5 @@ def figures(cfg, out: Path, data, scores: dict, results: dict) -> list[Path]:
             paths.append(plots.saliency_panels(
                 x[0, :, :, 0], [(f"CAM 3-class: {BROAD_CLASSES[y3[i]]}", c3), (f"CAM 10-class: {SCENES[y10[i]]}", c10)],
                 fig_dir / f"cam_{Path(r.filename).stem}.png", f"{r.filename} (device {r.device}, {tag})",
-                hop_seconds=1024 / 44100))
+                grid=grid, spectrogram_label=plots.spectrogram_label(FEATURES), note=note, band_edges=edges))
     return paths

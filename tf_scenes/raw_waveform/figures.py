@@ -8,24 +8,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from tf_scenes.io_utils import atomic_path
-
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _plt().close(fig)
-    return path
-
-
 def filter_responses(kernel: np.ndarray, sample_rate: int, n_fft: int = 512):
     """Magnitude responses of 1-D conv filters, sorted by peak frequency (Figure 3).
 
@@ -46,13 +28,39 @@ def filter_responses(kernel: np.ndarray, sample_rate: int, n_fft: int = 512):
     return freqs, db[order], peak[order], order
 
 
-def filter_figure(model, path: Path, title: str, sample_rate: int = 16000) -> Path:
-    """Draw the first-layer filter responses to `path` (.png) and save the arrays beside it (.npz)."""
+def draw_filter_figure(panels, title: str = ""):
+    """Figure 3 from :func:`filter_responses` results: panels [(title, freqs, db, peak)], each the
+    sorted responses (filters x frequency) with the peak frequencies marked; two columns wide."""
+    from tf_scenes import plots
+
+    plt = plots._plt()
+    width = 2 * plots.COLUMN_WIDTH + 0.3 if len(panels) > 1 else plots.COLUMN_WIDTH
+    with plots.style():
+        fig, axes = plt.subplots(1, len(panels), figsize=(width, 2.6), layout="constrained", squeeze=False)
+        for ax, (name, freqs, db, peak) in zip(axes[0], panels):
+            df = float(freqs[1] - freqs[0])
+            im = ax.imshow(db, aspect="auto", origin="lower", cmap=plots.SPECTROGRAM_CMAP, vmin=-40, vmax=0,
+                           interpolation="nearest", extent=[-df / 2, freqs[-1] + df / 2, 0, db.shape[0]])
+            ax.plot(peak, np.arange(len(peak)) + 0.5, ".", color="cyan", ms=1.5, label="peak frequency")
+            ax.set_xlabel(plots.FREQ_LABEL)
+            ax.xaxis.set_major_formatter(plots.hz_formatter())
+            ax.set_ylabel("Filter (sorted by peak frequency)")
+            ax.set_title(name, loc="left")
+            ax.legend(loc="lower right", markerscale=3, framealpha=0.85, edgecolor="none")
+            fig.colorbar(im, ax=ax, label="Gain (dB re filter peak)", fraction=0.05, pad=0.02)
+        if title:
+            fig.suptitle(plots.wrap(title, width), fontsize=plots.RC["figure.titlesize"])
+    return fig
+
+
+def filter_figure(model, path: Path, title: str, sample_rate: int = 16000, vector: str | None = "pdf") -> Path:
+    """Draw the first-layer filter responses to `path` (.png, and its PDF) and save the arrays
+    beside it (.npz)."""
     from tf_scenes.io_utils import atomic_path
+    from tf_scenes.plots import save
 
     path = Path(path)
     backbone = getattr(model, "backbone", model)
-    plt = _plt()
     panels = []
     for name, layer in (("short kernel (Conv1 20/5)", "short_conv1"), ("long kernel (Conv1 300/100)", "long_conv1")):
         try:
@@ -62,19 +70,11 @@ def filter_figure(model, path: Path, title: str, sample_rate: int = 16000) -> Pa
         panels.append((name, layer, *filter_responses(kernel, sample_rate)))
     if not panels:
         raise ValueError("the model has no first-layer filters named short_conv1 / long_conv1")
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     arrays = {}
-    for ax, (name, layer, freqs, db, peak, order) in zip(axes[0], panels):
-        im = ax.imshow(db, aspect="auto", origin="lower", cmap="magma", vmin=-40, vmax=0, interpolation="nearest",
-                       extent=[0, freqs[-1] / 1000, 0, db.shape[0]])
-        ax.plot(peak / 1000, np.arange(len(peak)) + 0.5, ".", color="cyan", ms=3, label="peak")
-        ax.set_xlabel("frequency (kHz)")
-        ax.set_ylabel("filter (sorted by peak frequency)")
-        ax.set_title(name)
+    for name, layer, freqs, db, peak, order in panels:
         arrays.update({f"{layer}_db": db, f"{layer}_peak_hz": peak, f"{layer}_order": order, "freqs_hz": freqs})
-    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, label="dB re peak")
-    fig.suptitle(title)
-    path = _save(fig, path)
+    fig = draw_filter_figure([(name, freqs, db, peak) for name, _, freqs, db, peak, _ in panels], title)
+    path = save(fig, path, vector)
     with atomic_path(path.with_suffix(".npz"), suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     return path
