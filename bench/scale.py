@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 REAL_TRAIN, REAL_EVAL = 13965, 2970  # TAU Urban Acoustic Scenes 2020 Mobile, fold 1
 REAL_CLIPS = REAL_TRAIN + REAL_EVAL
-# The real set's listed clips per device (specs/datasets.md): device A's training clips, each
+# The real set's listed clips per device (TAU 2020 Mobile development, fold 1): device A's training clips, each
 # other training device's (b, c, s1-s3), the evaluation clips of each of the 9 devices.
 REAL_COUNTS = {"train_a": 10215, "train_other": 750, "eval_per_device": 330}
 # Listed clips per measured size (as generated: 26, 43, 86). Offline augmentation writes ~2.7

@@ -48,6 +48,7 @@ def fold1_train_csv(tmp_path_factory) -> Path:
 FAMILY_NAMES = ("two_stage", "dcasenet", "weak_sed", "raw_waveform")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (it appends them to the node ids)
 def pytest_collection_modifyitems(config, items):
     """Group tests for `--dist loadgroup`: the tests of one family's tiny study run on one worker
     (its study is trained once there); every other file is a group of its own (as --dist loadfile)."""
