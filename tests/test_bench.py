@@ -127,6 +127,7 @@ def quick_run(tmp_path_factory):
     return out, json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow  # the quick bench run takes ~3 min on 2 cores: `make bench` is where it belongs
 def test_quick_run_writes_every_section(quick_run):
     out, res = quick_run
     assert set(res["sections"]) == set(SECTIONS)
@@ -148,6 +149,7 @@ def test_quick_run_writes_every_section(quick_run):
         assert sec["machine"] == m and sec["load_average_end"] is not None
 
 
+@pytest.mark.slow  # the quick bench run takes ~3 min on 2 cores: `make bench` is where it belongs
 def test_quick_run_features_fields(quick_run):
     sec = quick_run[1]["sections"]["features"]
     for side in ("cache_xla_pcm", "tf_data_xla", "tf_data_graph", "librosa_reference"):
@@ -175,6 +177,7 @@ def test_quick_run_features_fields(quick_run):
     assert "Floor" in sec["summary_md"] and floor["fastest"] in sec["summary_md"]
 
 
+@pytest.mark.slow  # the quick bench run takes ~3 min on 2 cores: `make bench` is where it belongs
 def test_quick_run_input_training_inference_fields(quick_run):
     secs = quick_run[1]["sections"]
     inp = secs["input_pipeline"]
@@ -197,6 +200,7 @@ def test_quick_run_input_training_inference_fields(quick_run):
     assert {"front_end", "fcnn10", "fcnn3"} <= set(w["breakdown_batch1"])
 
 
+@pytest.mark.slow  # the quick bench run takes ~3 min on 2 cores: `make bench` is where it belongs
 def test_quick_run_augmentation_fields(quick_run):
     sec = quick_run[1]["sections"]["augmentation"]
     kinds = ("spectrum_correction", "reverb_drc", "pitch_shift", "speed_change", "noise", "same_class_mix")
@@ -213,6 +217,7 @@ def test_quick_run_augmentation_fields(quick_run):
     assert sec["rir_bank"]["rooms"] >= 1 and sec["rir_bank"]["build_s"] > 0
 
 
+@pytest.mark.slow  # the quick bench run takes ~3 min on 2 cores: `make bench` is where it belongs
 def test_quick_run_synth_fields(quick_run):
     sec = quick_run[1]["sections"]["synth"]
     assert set(sec["kinds"]) == {"asc", "tag", "sed", "events", "esc50"}
