@@ -242,3 +242,27 @@ def test_saliency_cli_spectrogram_is_in_db_on_the_model_grid():
     assert grid.times_s[0] == pytest.approx(4 * 1024 / 44100)
     with pytest.raises(ConfigError, match=r"fig\.jpg: figure format '\.jpg' is not supported"):
         check_out(__import__("pathlib").Path("fig.jpg"))
+
+
+def test_two_stage_cam_figure_shows_the_clip_in_db(tmp_path):
+    """The two-stage study's CAM figures show the clip's log-mel in dB recomputed from its audio (the
+    cached model input is min-max scaled); min-max scaling that panel gives back the model input's
+    static channel. A clip whose audio is gone falls back to the model input, labelled as scaled."""
+    from experiments.two_stage.report import _cam_spectrogram
+    from tf_scenes.audio import write_audio
+    from tf_scenes.features import extract
+
+    rng = np.random.default_rng(5)
+    wav = (0.1 * rng.standard_normal(44100 * 10)).astype(np.float32)
+    path = write_audio(tmp_path / "airport-lisbon-1000-40000-a.wav", wav, 44100, subtype="FLOAT")
+    model_input = extract(TWO_STAGE, wav)[:, :, 0]
+    assert model_input.shape == (423, 128)
+    spec, label = _cam_spectrogram(path, model_input)
+    assert label == "Log-mel power (dB)" and spec.shape == (423, 128)
+    assert spec.max() - spec.min() > 10  # dB, not [0, 1]
+    # the 423 frames the deltas keep; the model input was min-max scaled over all 431 frames
+    raw_all = extract(TWO_STAGE.replace(scaling="none", deltas=0), wav)[:, :, 0].astype(np.float64)
+    lo, hi = raw_all.min(), raw_all.max()
+    np.testing.assert_allclose((spec / (10 / np.log(10)) - lo) / (hi - lo), model_input, atol=1e-4)
+    gone, label = _cam_spectrogram(tmp_path / "missing.wav", model_input)
+    assert label == "Log-mel (min-max scaled)" and gone is model_input

@@ -151,6 +151,24 @@ def frame_grid(hop_s: float, n_frames: int, freqs_hz=(), mel_scale: str | None =
     return TimeFrequencyGrid((np.arange(n_frames) + 0.5) * float(hop_s), np.asarray(freqs_hz, float), mel_scale)
 
 
+def log_mel_db(fcfg, wav: np.ndarray, n_frames: int) -> np.ndarray:
+    """The log-mel of a feature config before any scaling, standardisation or deltas, in dB, on the
+    frames of that config's output: ``(n_frames, n_mels)`` for a display panel.
+
+    A model's input is often min-max scaled or standardised per clip, which has no unit; this
+    recomputes the same mel power from the waveform (``wav`` at ``fcfg``'s sample rate) and
+    drops the frames that valid (unpadded) deltas lose, so it lines up with maps on the output's grid.
+    """
+    from .features import extract
+
+    raw = extract(fcfg.replace(scaling="none", deltas=0), wav)[:, :, 0].astype(np.float64)
+    skip = 2 * fcfg.delta_width if fcfg.deltas and not fcfg.delta_padding else 0
+    raw = raw[skip:skip + n_frames]
+    if fcfg.log == "ln":  # ln of power (power 2) or of magnitude (power 1)
+        return raw * (10.0 / np.log(10.0)) * (1.0 if fcfg.power == 2 else 2.0)
+    return 10.0 * np.log10(np.maximum(raw, 1e-10) ** (1.0 if fcfg.power == 2 else 2.0))
+
+
 def spectrogram_label(fcfg, standardised: bool = False) -> str:
     """Colour-bar label of a log-mel feature config's output (what its values are)."""
     what = "Log-mel" if fcfg.log == "ln" else "Mel power"

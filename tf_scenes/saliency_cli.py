@@ -107,7 +107,6 @@ def check_layer(model, run_dir: Path, layer: str, method: str, n_classes: int | 
 
 def model_input(card: dict, wav: np.ndarray) -> np.ndarray:
     """Waveform -> the Keras model's input batch (features, standardised / squeezed per the card)."""
-    from .features import extract
     from .model_io import feature_config_of
 
     x = extract(feature_config_of(card), wav)  # (frames, mels, ch) or (windows, samples, 1)
@@ -234,7 +233,6 @@ def figure_spectrogram(card: dict, wav: np.ndarray, n_frames: int):
     lost to valid deltas dropped), in dB. Waveform models: the display spectrogram (512-sample
     frames, half overlap; linear frequency) in dB."""
     from . import plots
-    from .features import extract
     from .model_io import feature_config_of
 
     fcfg = feature_config_of(card)
@@ -246,13 +244,7 @@ def figure_spectrogram(card: dict, wav: np.ndarray, n_frames: int):
         times = (_DISPLAY_NPERSEG / 2 + hop * np.arange(len(spec))) / sr
         grid = plots.TimeFrequencyGrid(times, np.fft.rfftfreq(_DISPLAY_NPERSEG, 1.0 / sr))
         return spec, grid, "Power (dB)"
-    raw = extract(fcfg.replace(scaling="none", deltas=0), wav)[:, :, 0].astype(np.float64)
-    skip = 2 * fcfg.delta_width if fcfg.deltas and not fcfg.delta_padding else 0
-    raw = raw[skip:skip + n_frames]
-    if fcfg.log == "ln":  # ln of power (power 2) or of magnitude (power 1)
-        spec = raw * ln_to_db * (1.0 if fcfg.power == 2 else 2.0)
-    else:
-        spec = 10.0 * np.log10(np.maximum(raw, 1e-10) ** (1.0 if fcfg.power == 2 else 2.0))
+    spec = plots.log_mel_db(fcfg, wav, n_frames)
     return spec, plots.feature_grid(fcfg, n_frames), plots.DB_LABEL
 
 

@@ -176,8 +176,26 @@ def figures(cfg, out: Path, data, scores: dict, results: dict) -> list[Path]:
             c3 = saliency.cam(m3, x, layer, class_index=int(y3[i]))[0]
             c10 = saliency.cam(m10, x, layer, class_index=int(y10[i]))[0]
             r = test.records[i]
+            spec, spec_label = _cam_spectrogram(r.path, x[0, :, :, 0])
             paths.append(plots.saliency_panels(
-                x[0, :, :, 0], [(f"CAM 3-class: {BROAD_CLASSES[y3[i]]}", c3), (f"CAM 10-class: {SCENES[y10[i]]}", c10)],
+                spec, [(f"CAM 3-class: {BROAD_CLASSES[y3[i]]}", c3), (f"CAM 10-class: {SCENES[y10[i]]}", c10)],
                 fig_dir / f"cam_{Path(r.filename).stem}.png", f"{r.filename} (device {r.device}, {tag})",
-                grid=grid, spectrogram_label=plots.spectrogram_label(FEATURES), note=note, band_edges=edges))
+                grid=grid, spectrogram_label=spec_label, note=note, band_edges=edges))
     return paths
+
+
+def _cam_spectrogram(audio_path, model_input: np.ndarray) -> tuple[np.ndarray, str]:
+    """The CAM figure's top panel: the clip's log-mel in dB recomputed from its audio file (the cached
+    model input is min-max scaled per clip, which has no unit); the scaled model input, labelled as
+    such, when the audio file cannot be read any more (a moved or deleted dataset)."""
+    from tf_scenes import plots
+    from tf_scenes.audio import read_audio
+    from tf_scenes.errors import AudioError
+    from tf_scenes.two_stage.features import FEATURES
+
+    try:
+        wav, _ = read_audio(audio_path, sr=FEATURES.sample_rate, mono=True)
+    except (AudioError, OSError) as exc:
+        log.warning("CAM figure: %s; its spectrogram panel shows the scaled model input instead", exc)
+        return model_input, plots.spectrogram_label(FEATURES)
+    return plots.log_mel_db(FEATURES, wav, model_input.shape[0]), plots.DB_LABEL
