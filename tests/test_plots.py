@@ -211,6 +211,11 @@ def test_confusion_matrix_device_bars_and_filter_figure(tmp_path):
     fig = draw_filter_figure([("short", freqs, db, peak)])
     (im,) = _check_images(fig)
     assert im.colorbar.ax.get_ylabel() == "Gain (dB re filter peak)"
+    # rows are the filters' ranks 1..n, centred on their integer tick
+    ax = im.axes
+    assert ax.get_ylabel() == "Filter rank by peak frequency"
+    assert tuple(ax.get_ylim()) == (0.5, db.shape[0] + 0.5)
+    assert list(ax.lines[0].get_ydata()) == list(range(1, db.shape[0] + 1))
     assert fig.axes[0].get_xlabel() == "Frequency (Hz)"
     plots._plt().close(fig)
 

@@ -40,11 +40,13 @@ def draw_filter_figure(panels, title: str = ""):
         for ax, (name, freqs, db, peak) in zip(axes[0], panels):
             df = float(freqs[1] - freqs[0])
             im = ax.imshow(db, aspect="auto", origin="lower", cmap=plots.SPECTROGRAM_CMAP, vmin=-40, vmax=0,
-                           interpolation="nearest", extent=[-df / 2, freqs[-1] + df / 2, 0, db.shape[0]])
-            ax.plot(peak, np.arange(len(peak)) + 0.5, ".", color="cyan", ms=1.5, label="peak frequency")
+                           interpolation="nearest", extent=[-df / 2, freqs[-1] + df / 2, 0.5, db.shape[0] + 0.5])
+            # Row k (1-based rank by peak frequency) centred on the integer k, so the ticks name rows.
+            ax.plot(peak, np.arange(1, len(peak) + 1), ".", color="cyan", ms=1.5, label="peak frequency")
+            ax.yaxis.set_major_locator(plt.MaxNLocator(nbins=8, integer=True, min_n_ticks=2))
             ax.set_xlabel(plots.FREQ_LABEL)
             ax.xaxis.set_major_formatter(plots.hz_formatter())
-            ax.set_ylabel("Filter (sorted by peak frequency)")
+            ax.set_ylabel("Filter rank by peak frequency")
             ax.set_title(name, loc="left")
             ax.legend(loc="lower right", markerscale=3, framealpha=0.85, edgecolor="none")
             fig.colorbar(im, ax=ax, label="Gain (dB re filter peak)", fraction=0.05, pad=0.02)
