@@ -174,6 +174,10 @@ def test_weak_sed_figure2_conventions(tmp_path):
     for ax in panels[:4]:
         assert ax.get_ylabel() == "Frequency (Hz)"
     assert not panels[-1].get_shared_x_axes().joined(panels[0], panels[-1])
+    # the first-step panel: one labelled row per class shown above (top 2: b, c) or in the clip (b)
+    first = panels[4]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["b *", "c"]
+    assert images[4].get_array().shape == (2, frames)
     plots._plt().close(fig)
     path = figure2(rng.standard_normal((frames, 64)), outs, classes, tmp_path / "f2.png", events=[("b", 0.5, 1.0)])
     assert path.exists() and (tmp_path / "f2.pdf").exists()
