@@ -257,7 +257,7 @@ def test_two_stage_cam_figure_shows_the_clip_in_db(tmp_path):
     """The two-stage study's CAM figures show the clip's log-mel in dB recomputed from its audio (the
     cached model input is min-max scaled); min-max scaling that panel gives back the model input's
     static channel. A clip whose audio is gone falls back to the model input, labelled as scaled."""
-    from experiments.two_stage.report import _cam_spectrogram
+    from tf_scenes.experiments.two_stage.report import _cam_spectrogram
     from tf_scenes.audio import write_audio
     from tf_scenes.features import extract
 

@@ -107,6 +107,7 @@ def check_layer(model, run_dir: Path, layer: str, method: str, n_classes: int | 
 
 def model_input(card: dict, wav: np.ndarray) -> np.ndarray:
     """Waveform -> the Keras model's input batch (features, standardised / squeezed per the card)."""
+    from .features import extract
     from .model_io import feature_config_of
 
     x = extract(feature_config_of(card), wav)  # (frames, mels, ch) or (windows, samples, 1)
