@@ -502,3 +502,58 @@ def _worker(run_dir):
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "worker":
     _worker(Path(sys.argv[2]))
+
+
+# ------------------------------------------------------------------------------------------
+# output bias at the label prior
+# ------------------------------------------------------------------------------------------
+
+def test_prior_logits_by_hand_and_unseen_classes_stay_finite():
+    from tf_scenes.training.init import prior_logits
+
+    y = np.zeros((9, 3), np.float32)
+    y[:4, 0] = 1  # class 0 in 4 of 9 clips, class 1 in all, class 2 never
+    y[:, 1] = 1
+    p = np.array([4.5 / 10, 9.5 / 10, 0.5 / 10])
+    np.testing.assert_allclose(prior_logits(y), np.log(p / (1 - p)), rtol=1e-12)
+    assert np.all(np.isfinite(prior_logits(y)))
+
+
+def test_set_prior_bias_makes_a_sigmoid_head_start_at_the_prior():
+    import keras
+
+    from tf_scenes.errors import ConfigError
+    from tf_scenes.training.init import set_prior_bias
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 5)) < np.array([0.02, 0.05, 0.1, 0.3, 0.6])).astype(np.float32)
+    head = keras.layers.Dense(5, kernel_initializer="zeros", activation="sigmoid")
+    head.build((None, 4))
+    set_prior_bias(head, y)
+    out = np.asarray(head(np.ones((1, 4), np.float32)))[0]
+    np.testing.assert_allclose(out, (y.sum(0) + 0.5) / 201, rtol=1e-5)
+    wrong = keras.layers.Dense(3)
+    wrong.build((None, 4))
+    with pytest.raises(ConfigError, match="bias shape"):
+        set_prior_bias(wrong, y)
+    no_bias = keras.layers.Dense(5, use_bias=False)
+    no_bias.build((None, 4))
+    with pytest.raises(ConfigError, match="no bias"):
+        set_prior_bias(no_bias, y)
+
+
+def test_set_prior_bias_shared_gives_every_unit_the_mean_prior():
+    import keras
+
+    from tf_scenes.training.init import prior_logits, set_prior_bias
+
+    y = np.zeros((10, 4), np.float32)
+    y[:2, 0] = 1
+    y[:6, 3] = 1  # 8 positives in 40 label cells
+    layer = keras.layers.Dense(7)  # units are frames, not classes
+    layer.build((None, 7))
+    values = set_prior_bias(layer, y, shared=True)
+    expected = prior_logits(y.reshape(-1, 1))[0]
+    np.testing.assert_allclose(np.asarray(layer.bias), np.full(7, expected), rtol=1e-6)
+    np.testing.assert_allclose(1 / (1 + np.exp(-expected)), 8.5 / 41)
+    assert values.shape == (7,)

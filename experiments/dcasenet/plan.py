@@ -82,6 +82,9 @@ class TrainConfig(study.TrainConfig):
     select: Literal["last", "best"] = "last"  # "best": best val_score epoch on the validation split
     eval_batch_size: int = bounded(16, ge=1)
     run_eagerly: bool = False  # no tf.function tracing (cheaper for a handful of steps: smoke tests)
+    # start the TAG output bias (tag_fc3) at the logit of each tag's training frequency instead of
+    # 0 (tf_scenes.training.init), in runs that train TAG from scratch; the paper: False
+    tag_prior_bias: bool = False
 
     def batch(self, task: str) -> int:
         return getattr(self, f"{task}_batch")
@@ -523,6 +526,10 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
     with strategy.scope():  # variables (model, optimizer) live under the strategy
         trainer = JointTrainer(spec.model_config, rc.tasks, net=net)
         weights = init_weights(rc.init_from, init)
+        if t.tag_prior_bias and "tag" in rc.tasks and weights is None:
+            from tf_scenes.training.init import set_prior_bias
+
+            set_prior_bias(trainer.net.get_layer("tag_fc3"), data.tasks["tag"].train.labels)
         if weights is not None:
             log.info("%s: initialised from %s", rc.name, weights)
             load_model_weights(trainer.net, weights)

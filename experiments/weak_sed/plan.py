@@ -91,6 +91,22 @@ class ModelRun:
     width: float = bounded(1.0, gt=0.0)  # multiplier on every convolution width (1.0: the paper's models)
     epochs: int = bounded(50, ge=1)
     lr: Optional[float] = bounded(None, gt=0.0)  # Adam rate of this run; None: train.lr
+    # start the clip output near the label prior instead of 0.5 (tf_scenes.training.init): the
+    # VGG-ish baselines' sigmoid class map gets the logit of each class's frequency in the training
+    # mixtures; 2APAE's time-step presence layer (shared by all classes) the logit of the mean
+    # frequency.  The paper: False (zero biases / PyTorch's default)
+    prior_bias: bool = False
+
+    def __post_init__(self):
+        if self.prior_bias and self.model not in PRIOR_BIAS_LAYERS:
+            from tf_scenes.errors import ConfigError
+
+            raise ConfigError(f"prior_bias applies to {sorted(PRIOR_BIAS_LAYERS)}, not {self.model!r}")
+
+
+# model -> (layer whose bias prior_bias sets, one bias shared by all classes)
+PRIOR_BIAS_LAYERS = {"gap": ("class_conv", False), "gmp": ("class_conv", False), "gwrp": ("class_conv", False),
+                     "2apae": ("att_time_presence_dense", True)}
 
 
 @dataclass(frozen=True)
@@ -470,6 +486,11 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
     recon = uses_reconstruction(run)
     lr = t.lr if run.lr is None else run.lr
     model = build()
+    if run.prior_bias:  # before fit: a resumed run's checkpoint replaces it
+        from tf_scenes.training.init import set_prior_bias
+
+        layer, shared = PRIOR_BIAS_LAYERS[run.model]
+        set_prior_bias(model.get_layer(layer), d.labels[sp.fit], shared=shared)
     with strategy.scope():  # the optimizer's variables live under the strategy
         # Adam(lr) and the paper's loss BCE(clip) + alpha * MSE(reconstruction, standardised input);
         # the baselines and alpha = 0 have the BCE term only.

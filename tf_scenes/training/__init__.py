@@ -3,7 +3,8 @@
     from tf_scenes.training import fit, set_determinism, CosineWarmRestarts, get_strategy
 
 Submodules: :mod:`.trainer` (fit, set_determinism, checkpoints), :mod:`.schedules`
-(CosineWarmRestarts, sgdr_lr), :mod:`.distribute` (get_strategy, configure_precision, split_cpu).
+(CosineWarmRestarts, sgdr_lr), :mod:`.distribute` (get_strategy, configure_precision, split_cpu),
+:mod:`.init` (set_prior_bias: output bias at the label prior).
 Names are imported lazily so that ``import tf_scenes.training`` does not import TensorFlow.
 """
 
@@ -21,6 +22,8 @@ _EXPORTS = {
     "get_strategy": "distribute",
     "configure_precision": "distribute",
     "split_cpu": "distribute",
+    "prior_logits": "init",
+    "set_prior_bias": "init",
 }
 
 __all__ = sorted(_EXPORTS)
