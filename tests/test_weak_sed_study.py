@@ -242,13 +242,15 @@ def test_synthetic_events_per_class_gets_its_own_event_set_and_remix(tiny_data, 
 
 def test_a_runs_own_rate_reaches_the_optimizer(study, tiny_data, tmp_path):
     """models.NAME.lr: that run trains at its own Adam rate (history.csv, the optimizer), others
-    at train.lr."""
+    at train.lr.  models.NAME.prior_bias (gap here, inherited from quick.yaml): the class map's bias
+    starts at the logit of each class's frequency in the training mixtures, others at zero."""
     import dataclasses
 
     import tensorflow as tf
 
     from tf_scenes import registry
     from tf_scenes.experiments import study as runner
+    from tf_scenes.training.init import prior_logits
 
     cfg = load_config(ws.Config, CONFIGS / "tiny.yaml", [f"data.synthetic_dir={tiny_data}",
                                                           "models.gap.lr=0.05"])
@@ -265,6 +267,11 @@ def test_a_runs_own_rate_reaches_the_optimizer(study, tiny_data, tmp_path):
         with open(run_dir / "history.csv") as f:
             assert [float(r["lr"]) for r in csv.DictReader(f)] == pytest.approx([want])
         assert float(trained.model.optimizer.learning_rate.numpy()) == pytest.approx(want)
+        # one Adam step moves a bias by at most about the rate
+        start = prior_logits(data.snr[20.0].labels[data.splits[4].fit]) if spec.item.run.prior_bias else 0.0
+        bias = np.asarray(trained.model.get_layer("class_conv").bias)
+        assert np.abs(bias - start).max() <= 1.5 * want, name
+    assert specs["gap"].item.run.prior_bias and not specs["gmp"].item.run.prior_bias
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,8 +408,13 @@ def test_profiles_load_and_config_is_checked():
     with pytest.raises(ConfigError, match="data.synthetic_events_per_class"):
         load_config(ws.Config, CONFIGS / "tiny.yaml", ["data.class_balanced_folds=true"])
     assert {n: m.lr for n, m in quick.models.items()} == {
-        "gap": 0.01, "gmp": 0.01, "gwrp": 0.01, "dilated_attention": 0.01, "2apae": None, "2apae_alpha0": None,
+        "gap": 0.003, "gmp": 0.01, "gwrp": 0.01, "dilated_attention": 0.01, "2apae": None, "2apae_alpha0": None,
         "2apae_alpha0_1": None}
+    # the output bias at the label prior: the quick GAP only (quick.yaml says why); never the paper
+    assert [n for n, m in quick.models.items() if m.prior_bias] == ["gap"]
+    assert not any(m.prior_bias for m in paper.models.values())
+    with pytest.raises(ConfigError, match="prior_bias applies to"):
+        load_config(ws.Config, CONFIGS / "tiny.yaml", ["models.dilated_attention.prior_bias=true"])
     assert all(m.lr is None for m in (*tiny.models.values(), *paper.models.values()))
     for cfg in (paper, quick, tiny):
         assert cfg.data.snrs == SNRS and cfg.table1 == TABLE1
