@@ -244,8 +244,6 @@ def test_a_runs_own_rate_reaches_the_optimizer(study, tiny_data, tmp_path):
     """models.NAME.lr: that run trains at its own Adam rate (history.csv, the optimizer), others
     at train.lr.  models.NAME.prior_bias (gap here, inherited from quick.yaml): the class map's bias
     starts at the logit of each class's frequency in the training mixtures, others at zero."""
-    import dataclasses
-
     import tensorflow as tf
 
     from tf_scenes import registry
