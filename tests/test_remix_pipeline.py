@@ -222,7 +222,7 @@ def test_online_study_data_equal_the_files_data_without_mixture_files(tiny, tmp_
 
     events, scenes, root = tiny
     cfg = _study_config(f"data.events_root={events}", f"data.scenes_root={scenes}", "data.mixtures_per_fold=4",
-                        "data.snrs=[10.0]", "export_snrs=[10.0]", f"data.remix_dir={tmp_path / 'plan'}",
+                        "data.snrs=[10.0]", "export_snrs=[10.0]", "table2_snrs=[10.0]", f"data.remix_dir={tmp_path / 'plan'}",
                         "data.remix=online")
     data = ws.prepare(cfg, types.SimpleNamespace(cache_dir=tmp_path / "cache"))
     assert not list((tmp_path / "plan").rglob("*.wav"))
@@ -286,5 +286,5 @@ def test_tiny_study_tables_are_identical_in_both_modes(tiny_study, tmp_path):
     for name in ("table1.json", "table1.md", "table2.json", "table2.md", "per_class_ap.json", "metrics_all.json"):
         assert (out / name).read_bytes() == (files.out / name).read_bytes(), name
     scores = sorted(p.relative_to(out) for p in (out / "runs").rglob("scores_*.tsv"))
-    assert len(scores) == 21
+    assert len(scores) == 3 * 5 + 2  # Table 1 at 3 SNRs, the two other alphas of Table 2 at 20 dB (tiny.yaml)
     assert all((out / p).read_bytes() == (files.out / p).read_bytes() for p in scores)

@@ -557,3 +557,76 @@ def test_set_prior_bias_shared_gives_every_unit_the_mean_prior():
     np.testing.assert_allclose(np.asarray(layer.bias), np.full(7, expected), rtol=1e-6)
     np.testing.assert_allclose(1 / (1 + np.exp(-expected)), 8.5 / 41)
     assert values.shape == (7,)
+
+
+def _pooled_sigmoid_model(seed: int = 0):
+    """(batch, 50 cells, 4 features) -> per-cell sigmoid of 3 classes -> max over the cells."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((50, 4))
+    cells = keras.layers.Dense(3, activation="sigmoid", kernel_initializer="he_uniform", name="cls")(x)
+    return keras.Model(x, keras.layers.GlobalMaxPooling1D()(cells))
+
+
+def test_calibrate_bias_starts_a_pooled_output_at_its_target():
+    """The max of 50 sigmoid cells starts far above the cells' prior; after calibration the mean
+    pooled output over the batch equals each class's target, and the returned offsets are what
+    was added to the bias."""
+    from tf_scenes.training.init import calibrate_bias, prior_logits
+
+    model = _pooled_sigmoid_model()
+    x = np.random.default_rng(1).standard_normal((16, 50, 4)).astype(np.float32)
+    y = np.zeros((100, 3), np.float32)
+    y[:5, 0], y[:20, 1], y[:50, 2] = 1, 1, 1
+    target = (y.sum(0) + 0.5) / 101
+    layer = model.get_layer("cls")
+    layer.bias.assign(prior_logits(y).astype(np.float32))
+
+    def outputs():
+        return np.asarray(model(x), np.float64).mean(axis=0)
+
+    assert np.all(outputs() - target > 0.1)  # the prior logit per cell is not the prior of the max
+    offsets = calibrate_bias(layer, outputs, target)
+    np.testing.assert_allclose(outputs(), target, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(layer.bias), prior_logits(y) + offsets, atol=1e-5)
+    assert np.all(offsets < 0)
+
+
+def test_calibrate_bias_clamps_unreachable_targets_and_rejects_bad_layers():
+    import keras
+
+    from tf_scenes.errors import ConfigError
+    from tf_scenes.training.init import calibrate_bias
+
+    model = _pooled_sigmoid_model()
+    x = np.random.default_rng(1).standard_normal((4, 50, 4)).astype(np.float32)
+    layer = model.get_layer("cls")
+    offsets = calibrate_bias(layer, lambda: np.asarray(model(x)).mean(0), np.array([0.0, 1.0, 0.3]),
+                             low=-5.0, high=5.0, iters=12)
+    assert offsets[0] == pytest.approx(-5.0, abs=1e-2) and offsets[1] == pytest.approx(5.0, abs=1e-2)
+    assert -5 < offsets[2] < 5
+    with pytest.raises(ConfigError, match="targets shape"):
+        calibrate_bias(layer, lambda: np.zeros(3), np.zeros(2))
+    no_bias = keras.layers.Dense(3, use_bias=False)
+    no_bias.build((None, 4))
+    with pytest.raises(ConfigError, match="no bias"):
+        calibrate_bias(no_bias, lambda: np.zeros(3), np.zeros(3))
+
+
+def test_training_mode_call_uses_batch_statistics_and_leaves_the_moving_ones():
+    import keras
+
+    from tf_scenes.training.init import training_mode_call
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.BatchNormalization(name="bn")(inp))
+    x = (np.arange(12, dtype=np.float32).reshape(4, 3) * 3 + 7)
+    before = [np.asarray(v).copy() for v in model.non_trainable_variables]
+    y = np.asarray(training_mode_call(model, x))
+    np.testing.assert_allclose(y.mean(0), np.zeros(3), atol=1e-5)  # batch-normalised: mean 0 per feature
+    for v, b in zip(model.non_trainable_variables, before):
+        np.testing.assert_array_equal(np.asarray(v), b)
+    # inference mode would have used the moving statistics (0, 1): the raw mean, far from 0
+    assert np.all(np.asarray(model(x, training=False)).mean(0) > 10)

@@ -75,18 +75,25 @@ def build_table1(cfg, results: dict) -> tuple[list[dict], list[str]]:
 def build_table2(cfg, results: dict) -> tuple[list[dict], list[str]]:
     from tf_scenes.weak_sed.paper import METRICS, paper_table2, snr_key
 
+    from .plan import ablation_snrs
+
+    snrs = ablation_snrs(cfg)
     rows = []
     for name in cfg.table2:
         run = cfg.models[name]
-        paper = {snr_key(s): paper_table2(run.alpha, s) for s in cfg.data.snrs}
+        paper = {snr_key(s): paper_table2(run.alpha, s) for s in snrs}
         paper = {k: v for k, v in paper.items() if v is not None} or None
         rows.append({"key": name, "alpha": run.alpha, "width": run.width, "epochs": run.epochs,
-                     "ours": {snr_key(s): fold_mean(results[name][s], "micro_ap") for s in cfg.data.snrs},
+                     "ours": {snr_key(s): fold_mean(results[name][s], "micro_ap") for s in snrs},
                      "paper": paper,
                      "ours_all": {snr_key(s): {m: fold_mean(results[name][s], m) for m in METRICS}
-                                  for s in cfg.data.snrs},
+                                  for s in snrs},
                      "note": "" if paper else "the paper reports alpha 0, 0.001, 0.1 only"})
-    return rows, ["Micro-AP of 2APAE for each reconstruction weight alpha (paper Table 2)."]
+    notes = ["Micro-AP of 2APAE for each reconstruction weight alpha (paper Table 2)."]
+    if snrs != tuple(cfg.data.snrs):
+        notes.append(f"Profile {cfg.profile}: the ablation is run at {', '.join(f'{s:g}' for s in snrs)} dB only "
+                     f"(table2_snrs); the paper's other SNR columns are left out.")
+    return rows, notes
 
 
 def _footer(cfg, data) -> list[str]:
@@ -115,6 +122,8 @@ def report(cfg, data, results: dict, env) -> dict:
     from tf_scenes.weak_sed.figures import per_class_ap_bars
     from tf_scenes.weak_sed.paper import METRIC_NAMES, METRICS, snr_key
 
+    from .plan import ablation_snrs
+
     out = env.out
     res = nested(results)
     common = dict(data=data.label, profile=cfg.profile, description=cfg.description,
@@ -128,12 +137,12 @@ def report(cfg, data, results: dict, env) -> dict:
     rows2, notes2 = build_table2(cfg, res)
     cols2 = [Column("alpha", "alpha", fmt="{:g}"),
              *(Column(f"{snr_key(s)} dB", f"ours.{snr_key(s)}", paper=f"paper.{snr_key(s)}", fmt="{:.4f}")
-               for s in cfg.data.snrs), Column("note", "note", text=True)]
+               for s in ablation_snrs(cfg)), Column("note", "note", text=True)]
     write_table(out, "table2", "Table 2: alpha ablation (2APAE micro-AP per SNR)", cols2, rows2,
                 notes=[*notes2, *_footer(cfg, data)], **common)
 
     names = list(dict.fromkeys([*cfg.table1, *cfg.table2]))
-    pcap = {snr_key(s): {n: per_class_ap(res[n][s], CLASSES) for n in names} for s in cfg.data.snrs}
+    pcap = {snr_key(s): {n: per_class_ap(res[n][s], CLASSES) for n in names if s in res[n]} for s in cfg.data.snrs}
     atomic_write_json(out / "per_class_ap.json", {**data.label.as_dict(), "profile": cfg.profile,
                                                   "classes": list(CLASSES),
                                                   "note": "mean over held-out folds of each class's AP; classes "
@@ -146,7 +155,7 @@ def report(cfg, data, results: dict, env) -> dict:
                                       f"Per-class AP at {s:g} dB ({cfg.profile} profile, {data.label.kind} data)"))
     atomic_write_json(out / "metrics_all.json",
                       {n: {snr_key(s): {str(k): e["metrics"] for k, e in res[n][s].items()}
-                           for s in cfg.data.snrs} for n in names})
+                           for s in cfg.data.snrs if s in res[n]} for n in names})
     summary = {f"{n}/snr{s:g}/micro_ap": fold_mean(res[n][s], "micro_ap") for s in cfg.data.snrs for n in cfg.table1}
     doc = {"tables": ["table1", "table2"], "summary": summary, "mixtures": len(next(iter(data.snr.values())).records),
            "folds": data.folds, "eval_folds": list(cfg.eval_folds), "protocol": data.protocol,
