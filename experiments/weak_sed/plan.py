@@ -167,14 +167,15 @@ class Config:
                               "data.synthetic_events_per_class; set that too", key="data.class_balanced_folds")
         if self.data.root and self.data.events_root:
             raise ConfigError("data.root (a built remix) and data.events_root / data.scenes_root exclude each other")
-        for key in ("export_snrs", "table2_snrs"):
-            chosen = getattr(self, key)
-            if chosen is None:
-                continue
-            extra = [s for s in chosen if s not in self.data.snrs]
-            if extra or not chosen or len(set(chosen)) != len(chosen):
-                raise ConfigError(f"{key} must be distinct SNRs among data.snrs {list(self.data.snrs)}, "
-                                  f"got {list(chosen)}", key=key)
+        if self.export_snrs is not None:
+            extra = [s for s in self.export_snrs if s not in self.data.snrs]
+            if extra:
+                raise ConfigError(f"export_snrs {extra} are not among data.snrs {list(self.data.snrs)}")
+        chosen = self.table2_snrs
+        if chosen is not None and (not chosen or len(set(chosen)) != len(chosen)
+                                   or any(s not in self.data.snrs for s in chosen)):
+            raise ConfigError(f"table2_snrs must be distinct SNRs among data.snrs {list(self.data.snrs)}, "
+                              f"got {list(chosen)}", key="table2_snrs")
 
 
 # ----------------------------------------------------------------------------------------------
