@@ -1,6 +1,6 @@
 """The two-stage quick profile end to end (`make reproduce-two-stage`: synthetic data generated
 from scratch, 9 runs): every model of Tables 1 and 2 learns well above chance on the test split.
-Slow (the whole quick profile, ~20-40 min on 2 cores): run by `make test-all`.
+Slow (the whole quick profile, ~20-30 min on 2 cores): run by `make test-all`.
 
 The floors are multiples of chance (10 scenes, 3 broad classes), not the paper's numbers: the quick
 profile on synthetic data does not reproduce the paper's results. Measured (README, commit e5d555b,
