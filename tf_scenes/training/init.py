@@ -63,7 +63,7 @@ def calibrate_bias(layer, outputs, targets, *, low: float = -20.0, high: float =
     of a class rises monotonically with its bias.
 
     outputs: callable returning the (classes,) mean output with the current weights (it is called
-        ``iters + 1`` times; run it in the mode training starts in, and undo any side effect such as
+        ``iters`` times; run it in the mode training starts in, and undo any side effect such as
         BatchNorm's moving statistics).
     low, high: bracket of the offset (logits).  A class whose target lies outside the outputs at
         the bracket ends gets the nearer end.
@@ -85,7 +85,6 @@ def calibrate_bias(layer, outputs, targets, *, low: float = -20.0, high: float =
     offset = (lo + hi) / 2
     bias.assign((base + offset).astype(bias.dtype))
     return offset
-
 
 
 def training_mode_call(model, x):
