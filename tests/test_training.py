@@ -437,6 +437,29 @@ def test_fit_configuration_errors(tmp_path):
         run_fit(tmp_path / "F", 1)
 
 
+def test_fit_trains_on_a_dataset_without_the_autotune_model(tmp_path):
+    """Keras gets the training data with tf.data's autotuning model off (trainer.without_autotune_model:
+    its thread could hold up the iterator's destruction for up to a minute after the last epoch),
+    and the batches are the ones make_train_dataset gives."""
+    from tf_scenes.training import fit
+
+    model, seen = build_model(), []
+    keras_fit = model.fit
+
+    def spy(x, *args, **kwargs):
+        seen.append(x)
+        return keras_fit(x, *args, **kwargs)
+
+    model.fit = spy
+    make = train_ds_factory(2)
+    fit(model, make, epochs=2, steps_per_epoch=STEPS, run_dir=tmp_path / "H", verbose=0, tensorboard=False,
+        select="last")
+    assert len(seen) == 1 and isinstance(seen[0], tf.data.Dataset)
+    assert make(0).options().autotune.enabled is not False  # the study's dataset leaves it on
+    assert seen[0].options().autotune.enabled is False
+    assert same_batches(batches(seen[0]), batches(make(0)))
+
+
 def test_set_determinism_reseeds():
     from tf_scenes.training import set_determinism
 
