@@ -1,6 +1,6 @@
 """(slow) The weak-SED quick profile end to end (`make reproduce-weak-sed`: synthetic data generated
-from scratch, 5 model runs x 2 SNRs and the 2 other alphas of the ablation at 20 dB; 30.5 minutes
-wall, 39.8 CPU-minutes measured on 2 cores of an Intel Xeon at commit b57aad7):
+from scratch, 5 model runs x 2 SNRs and the 2 other alphas of the ablation at 20 dB; 22.9 minutes
+wall, 34.7 CPU-minutes measured on 2 cores of an Intel Xeon at commit 26d4096):
 every model learns well above chance on the held-out fold at 20 dB, and Table 1 reports every
 model at 20 and 0 dB.
 
