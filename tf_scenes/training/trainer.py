@@ -362,9 +362,9 @@ def without_autotune_model(ds: tf.data.Dataset) -> tf.data.Dataset:
     waiting for the thread parked in ``Model::OptimizeLoop``.  With the model off, the 8-epoch
     raw-waveform study (``--set train.epochs=8 --set transfer.epochs=4``) went from 12-16 s to
     0-1 s between runs, with the same validation numbers at every epoch and the same epoch times
-    (3.2-3.4 s).  ``num_parallel_calls=AUTOTUNE`` then runs min(16, CPU cores) calls in parallel
-    and ``prefetch(AUTOTUNE)`` keeps its own buffer tuning; element order and values never depend
-    on either (the pipelines are deterministic).
+    (3.2-3.4 s).  ``num_parallel_calls=AUTOTUNE`` then falls back to TensorFlow's fixed default
+    parallelism and ``prefetch(AUTOTUNE)`` to its own buffer tuning; element order and values never
+    depend on either (the pipelines are deterministic).
     """
     options = tf.data.Options()
     options.autotune.enabled = False
