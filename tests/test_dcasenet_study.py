@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tf_scenes.dcasenet import evaluate as ev
 from tf_scenes.dcasenet.crops import TaskSplit, restandardise, restandardise_np
-from tf_scenes.dcasenet.joint import JointTrainer, check_tasks, task_loss
+from tf_scenes.dcasenet.joint import JointTrainer, check_tasks, summed_task_gradients, task_loss
 from tf_scenes.dcasenet.model import VARIANTS, sed_loss
 from tf_scenes.errors import ConfigError
 from tf_scenes.experiments.dcasenet import plan as study
@@ -84,6 +84,52 @@ def test_joint_train_step_sums_task_losses():
         g = grads[v.path]
         assert g is not None, v.path  # all three tasks active: every variable is used
         np.testing.assert_allclose(before[v.path] - v.numpy(), g.numpy(), rtol=1e-3, atol=1e-6, err_msg=v.path)
+
+
+def test_joint_step_adds_task_gradients_in_a_fixed_order():
+    """Shared variables get their tasks' gradients summed in task order, never by an AddN over
+    tasks (TensorFlow's CPU AddN reorders its sum by which input buffer it can reuse, so the
+    three-task run did not repeat); two tasks give exactly the gradient of the summed loss."""
+    keras.utils.set_random_seed(2)
+    trainer = JointTrainer(tiny_cfg(), ("asc", "tag", "sed"))
+    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+    batches = fixed_batches(2)
+    variables = trainer._train_vars
+    trainer.optimizer.build(variables)
+
+    # The traced step: no AddN takes inputs from more than one task model.
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, batches)
+    graph = tf.function(trainer.train_step).get_concrete_function(tensors).graph
+    addn = [op for op in graph.get_operations() if op.type == "AddN"]
+    assert addn  # the tape still uses AddN inside each task's backward pass
+    for op in addn:
+        owners = {t for t in ("asc", "tag", "sed") for x in op.inputs if f"dcasenet_v3_{t}" in x.name}
+        assert len(owners) <= 1, (op.name, [x.name for x in op.inputs])
+
+    with tf.GradientTape(persistent=True) as tape:
+        losses = trainer.task_losses(batches, training=True)
+    per_task = {t: tape.gradient(losses[t], variables) for t in trainer.tasks}
+    summed = summed_task_gradients(tape, [losses[t] for t in trainer.tasks], variables)
+    shared = 0
+    for k, v in enumerate(variables):
+        parts = [per_task[t][k].numpy() for t in trainer.tasks if per_task[t][k] is not None]
+        expected = parts[0]
+        for g in parts[1:]:
+            expected = expected + g  # float32, in task order
+        shared += len(parts) == 3
+        np.testing.assert_array_equal(summed[k].numpy(), expected, err_msg=v.path)
+    assert shared > 10  # the trunk is shared by all three tasks
+
+    # Two tasks: bit-equal to the gradient of the summed loss (what the step computed before).
+    with tf.GradientTape(persistent=True) as tape:
+        two = trainer.task_losses(batches, training=True)
+        total = two["asc"] + two["sed"]
+    joint = tape.gradient(total, variables)
+    pair = summed_task_gradients(tape, [two["asc"], two["sed"]], variables)
+    for v, a, b in zip(variables, joint, pair):
+        assert (a is None) == (b is None), v.path
+        if a is not None:
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=v.path)
 
 
 def test_task_subset_trains_only_the_variables_its_task_uses():

@@ -55,6 +55,37 @@ def task_loss(task: str, y_true, y_pred):
     raise ConfigError(f"unknown task {task!r}")
 
 
+def summed_task_gradients(tape, task_losses, variables) -> list:
+    """Gradients of the sum of ``task_losses`` w.r.t. ``variables``, summed over tasks in a fixed order.
+
+    One ``tape.gradient`` of the summed loss would add the tasks' contributions to a shared
+    variable with one AddN op per variable, and TensorFlow's CPU AddN accumulates into whichever
+    input buffer it can reuse, moved to the front of the sum: with three tasks the summation
+    order, hence the last bits, then depend on which branch finished first.  Measured: the
+    DcaseNet-v3 ASC+TAG+SED quick run gave 3 different first-epoch losses in 4 reruns
+    (2.07663 / 2.07834 / 2.08132; op determinism on, one inter-op thread, also with oneDNN off
+    or one intra-op thread; the batches were bit-identical), and with this function 4 equal ones
+    (2.07811; commands in docs/performance.md).
+    With two tasks AddN was already exact (a + b == b + a), and so is this: one add.
+    Here each task's gradients come from their own ``tape.gradient`` (``tape`` persistent when
+    there is more than one loss) and three or more are summed by a reduction over a stacked axis,
+    which adds in index order.  None (a variable no task uses) stays None.
+    """
+    per_task = [tape.gradient(loss, variables) for loss in task_losses]
+    out = []
+    for parts in zip(*per_task):
+        parts = [g for g in parts if g is not None]
+        if not parts:
+            out.append(None)
+        elif len(parts) == 1:
+            out.append(parts[0])
+        elif len(parts) == 2:
+            out.append(parts[0] + parts[1])
+        else:
+            out.append(tf.reduce_sum(tf.stack(parts), axis=0))
+    return out
+
+
 @keras.saving.register_keras_serializable(package="tf_scenes")
 class JointTrainer(keras.Model):
     """DcaseNet with a multi-task ``train_step`` (module docstring).
@@ -100,13 +131,14 @@ class JointTrainer(keras.Model):
         return out
 
     def train_step(self, data):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=len(self.tasks) > 1) as tape:
             losses = self.task_losses(data, training=True)
             total = ops.sum(ops.stack([losses[t] for t in self.tasks]))
             # per-replica share under a distribution strategy (the replicas' gradients are summed),
             # then the loss scale of a LossScaleOptimizer (mixed_float16; identity otherwise)
-            scaled = self.optimizer.scale_loss(replica_share(total))
-        grads = tape.gradient(scaled, self._train_vars)
+            scaled = {t: self.optimizer.scale_loss(replica_share(losses[t])) for t in self.tasks}
+        grads = summed_task_gradients(tape, [scaled[t] for t in self.tasks], self._train_vars)
+        del tape
         self.optimizer.apply_gradients(zip(grads, self._train_vars))
         self.trackers["loss"].update_state(total)
         for t in self.tasks:
