@@ -65,7 +65,7 @@ def summed_task_gradients(tape, task_losses, variables) -> list:
     DcaseNet-v3 ASC+TAG+SED quick run gave 3 different first-epoch losses in 4 reruns
     (2.07663 / 2.07834 / 2.08132; op determinism on, one inter-op thread, also with oneDNN off
     or one intra-op thread; the batches were bit-identical), and with this function 4 equal ones
-    (2.07811; commands in docs/performance.md).
+    (2.07811; the commands are in docs/reliability.md).
     With two tasks AddN was already exact (a + b == b + a), and so is this: one add.
     Here each task's gradients come from their own ``tape.gradient`` (``tape`` persistent when
     there is more than one loss) and three or more are summed by a reduction over a stacked axis,
