@@ -61,7 +61,7 @@ def summed_task_gradients(tape, task_losses, variables) -> list:
     One ``tape.gradient`` of the summed loss would add the tasks' contributions to a shared
     variable with one AddN op per variable, and TensorFlow's CPU AddN accumulates into whichever
     input buffer it can reuse, moved to the front of the sum: with three tasks the summation
-    order, hence the last bits, then depend on which branch finished first.  Measured: the
+    order, hence the last bits, can depend on which branch finished first.  Measured: the
     DcaseNet-v3 ASC+TAG+SED quick run gave 3 different first-epoch losses in 4 reruns
     (2.07663 / 2.07834 / 2.08132; op determinism on, one inter-op thread, also with oneDNN off
     or one intra-op thread; the batches were bit-identical), and with this function 4 equal ones
