@@ -528,7 +528,7 @@ def train(spec, data: Data, run_dir: Path, build, env, *, strategy, init=None) -
             rows = np.asarray(sp.fit)[:CALIBRATION_MIXTURES]
             x = standardize_array(np.stack([d.features[int(i)] for i in rows]), mean, std)
             cmap, pool = model.get_layer(layer), model.get_layer("clip")
-            features = training_mode_call(keras.Model(model.inputs, cmap.input), x)
+            features = training_mode_call(keras.Model(model.inputs[0], cmap.input), x)
             offsets = calibrate_bias(cmap, lambda: np.asarray(pool(cmap(features)), np.float64).mean(axis=0),
                                      prior_probabilities(d.labels[sp.fit]))
             log.info("%s: class-map bias calibrated, offsets %.2f to %.2f from the prior logit",
